@@ -17,8 +17,8 @@ from pipelines.codebook import Codebook
 from pipelines.config import Config, Wave
 from pipelines.demo.population import Population, _stable
 
-SAMPLE_SIZE = {"parent": (460, 210), "child": (380, 190), "community": (520, 160)}  # (baseline, quarterly)
-RETENTION = [0.80, 0.72, 0.66, 0.60, 0.55]  # share of baseline respondents still answering, by quarter
+SAMPLE_SIZE = {"parent": (460, 300), "child": (380, 260), "community": (520, 200)}  # (baseline, quarterly)
+RETENTION = [0.50, 0.45, 0.40, 0.36, 0.33]  # share of baseline respondents still answering, by quarter
 
 COMPOUND_PROPENSITY = {"jinshang": 1.6, "zhongfucheng": 1.4, "fengzeyuan": 1.0, "zhongfu": 1.0,
                        "jinhong": 0.9, "yiyuan": 0.55, "laiyin": 0.8, "yulu": 0.6}
@@ -58,6 +58,9 @@ def draw_samples(pop: Population, waves: list[Wave], seed: int, scale: int = 1) 
             # attrition is heavier where response is lower: missing at random given the weighting variables
             p_stay = np.minimum(1.0, keep * (prop[baseline] / prop[baseline].mean()) ** 0.4)
             panel = baseline[rng.random(len(baseline)) < p_stay]
+        cap = int(0.6 * wave_n)  # a wave is at most 60% panel: the rest are new respondents
+        if len(panel) > cap:
+            panel = np.sort(rng.choice(panel, size=cap, replace=False))
         need = max(0, wave_n - len(panel))
         fresh_pool = np.setdiff1d(np.arange(n_units), panel)
         p = np.minimum(1.0, need * prop[fresh_pool] / prop[fresh_pool].sum())
@@ -136,7 +139,8 @@ def plant_messiness(frame: pd.DataFrame, book: Codebook, config: Config, seed: i
     if len(speeders):
         out.loc[idx[speeders], "duration_s"] = rng.integers(15, 45, len(speeders)).astype(float)
         for q in likert:
-            out.loc[idx[speeders], q.name] = rng.choice(q.codes, len(speeders))
+            rows = idx[speeders][out.loc[idx[speeders], q.name].notna().to_numpy()]
+            out.loc[rows, q.name] = rng.choice(q.codes, len(rows))
     planted["speeder"] = len(speeders)
     if len(likert) >= config.thresholds.straightline_min_items:
         straight = np.setdiff1d(pick(RATES["straightliner"]), speeders)
@@ -166,8 +170,8 @@ def plant_messiness(frame: pd.DataFrame, book: Codebook, config: Config, seed: i
     n_extra = len(dups) + len(near)
     if n_extra:
         # a second submission a few minutes later, e.g. after pressing "submit" twice or re-opening the link
-        later = out["submitted_at"].iloc[n - n_extra:] + pd.to_timedelta(rng.integers(30, 900, n_extra), unit="s")
-        out.loc[out.index[n - n_extra:], "submitted_at"] = later.to_numpy()
+        later = out["submitted_at"].iloc[n:] + pd.to_timedelta(rng.integers(30, 900, n_extra), unit="s")
+        out.loc[out.index[n:], "submitted_at"] = later.to_numpy()
     out = out.sort_values("submitted_at", kind="stable").reset_index(drop=True)
     out["platform_id"] = np.arange(1, len(out) + 1).astype(str)
     planted["duplicate"], planted["near_duplicate"] = len(dups), len(near)
@@ -175,6 +179,8 @@ def plant_messiness(frame: pd.DataFrame, book: Codebook, config: Config, seed: i
 
 
 def _chinese_number(v: int) -> str:
+    if v >= 100:
+        return str(v)
     if v < 10:
         return CHINESE_DIGITS[v]
     if v < 20:

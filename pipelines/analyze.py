@@ -1,0 +1,159 @@
+"""The analysis stage: estimates, needs priorities, reliability, outcomes and service outputs.
+
+It reads only what the earlier stages hold in memory (the weighted clean tables and their designs) and
+returns tidy tables; publishing them is `publish.py`'s job.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipelines import stats
+from pipelines.codebook import Codebook
+from pipelines.estimates import estimate_table
+from pipelines.outcomes import outcome_table
+from pipelines.privacy import linkage_key
+from pipelines.scales import item_scores
+from pipelines.services import read_service_records, service_table, summarise
+from pipelines.weights import design_from_json
+
+
+@dataclass
+class Analysis:
+    estimates: pd.DataFrame
+    outcomes: pd.DataFrame
+    needs_priority: pd.DataFrame
+    reliability: pd.DataFrame
+    funnel: pd.DataFrame
+    composition: pd.DataFrame
+    weights: pd.DataFrame
+    services: pd.DataFrame
+    free_text: pd.DataFrame
+    extra: dict = field(default_factory=dict)
+
+
+def label_estimates(table: pd.DataFrame, book: Codebook, config) -> pd.DataFrame:
+    """Question and option labels (zh/en) and the service line beside each estimate row."""
+    info = {}
+    for q in book.answer_questions:
+        base = {"question": q.name, "label_zh": q.label_zh, "label_en": q.label_en,
+                "service_line": q.service_line or (config.service_line_of(q.indicator).id
+                                                   if q.indicator and config.service_line_of(q.indicator) else "")}
+        if q.matrix and q.matrix in book.matrices:
+            m = book.matrices[q.matrix]
+            base["label_zh"] = f"{m.label_zh}—{q.label_zh}"
+            base["label_en"] = f"{m.label_en} — {q.label_en}"
+        if q.type == "select_multiple":
+            for c in q.choices:
+                info[q.option_column(c.code)] = base | {"level_label_zh": c.label_zh, "level_label_en": c.label_en}
+            info[f"{q.name}_count"] = base | {"level_label_zh": "选择项数", "level_label_en": "options chosen"}
+        else:
+            info[q.name] = base | {"levels": {str(c.code): (c.label_zh, c.label_en) for c in q.choices}}
+        if q.correct is not None:
+            info[q.correct_column] = base | {"level_label_zh": "答对", "level_label_en": "correct"}
+    for scale in book.scales.values():
+        first = book[scale.items[0]]
+        line = first.service_line
+        info[scale.score_column] = {"question": scale.id, "label_zh": scale.label_zh, "label_en": scale.label_en,
+                                    "service_line": line}
+        for sub in scale.subscales:
+            info[scale.subscale_column(sub)] = {"question": scale.id, "label_zh": f"{scale.label_zh}：{sub}",
+                                                "label_en": f"{scale.label_en}: {sub}", "service_line": line}
+        info[f"{scale.id}_low"] = {"question": scale.id, "label_zh": f"{scale.label_zh}（低分组）",
+                                   "label_en": f"{scale.label_en} (low band)", "service_line": line,
+                                   "level_label_zh": "低于临界值", "level_label_en": "below cut-off"}
+    rows = []
+    for ind, level in zip(table["indicator"], table["level"]):
+        meta = info.get(ind, {})
+        levels = meta.get("levels", {})
+        zh, en = levels.get(str(level), (meta.get("level_label_zh", ""), meta.get("level_label_en", "")))
+        rows.append((meta.get("question", ind), meta.get("label_zh", ind), meta.get("label_en", ind), zh, en,
+                     meta.get("service_line", "")))
+    labels = pd.DataFrame(rows, columns=["question", "label_zh", "label_en", "level_label_zh", "level_label_en",
+                                         "service_line"], index=table.index)
+    return pd.concat([table, labels], axis=1)
+
+
+def needs_priority(estimates: pd.DataFrame, books: dict[str, Codebook]) -> pd.DataFrame:
+    """Needs ranked by their estimated share, overall and in every group, with the CIs that qualify them."""
+    need_columns = {}
+    for book in books.values():
+        for q in book.answer_questions:
+            if q.need and q.type == "select_multiple":
+                for c in q.choices:
+                    if not c.other:
+                        need_columns[(book.instrument, q.option_column(c.code))] = (c.label_zh, c.label_en)
+    if estimates.empty or not need_columns:
+        return pd.DataFrame()
+    keys = list(zip(estimates["instrument"], estimates["indicator"]))
+    part = estimates[[k in need_columns for k in keys]].copy()
+    part["option_label_zh"] = [need_columns[(i, c)][0] for i, c in zip(part["instrument"], part["indicator"])]
+    part["option_label_en"] = [need_columns[(i, c)][1] for i, c in zip(part["instrument"], part["indicator"])]
+    part = part.sort_values(["wave", "instrument", "group_var", "group", "estimate"],
+                            ascending=[True, True, True, True, False], kind="stable", na_position="last")
+    part["rank"] = part.groupby(["wave", "instrument", "group_var", "group"]).cumcount() + 1
+    cols = ["wave", "instrument", "group_var", "group", "rank", "indicator", "option_label_zh", "option_label_en",
+            "estimate", "ci_low", "ci_high", "n", "suppressed"]
+    return part[cols].reset_index(drop=True)
+
+
+def reliability(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str, Codebook]) -> pd.DataFrame:
+    rows = []
+    for (wave, instrument), frame in sorted(frames.items()):
+        book = books[instrument]
+        for scale in book.scales.values():
+            items = pd.DataFrame({name: item_scores(frame, book[name]) for name in scale.items if name in frame})
+            if items.shape[1] < 2:
+                continue
+            items = items.astype(float)
+            try:
+                res = stats.cronbach_alpha(items)
+            except (ValueError, ZeroDivisionError):
+                continue
+            rows.append({"wave": wave, "instrument": instrument, "scale": scale.id, "label_zh": scale.label_zh,
+                         "label_en": scale.label_en, **{k: res.get(k) for k in ("alpha", "ci_low", "ci_high", "n", "k")}})
+    return pd.DataFrame(rows)
+
+
+def analyze(state) -> Analysis:
+    config, books = state.config, state.books
+    min_cell, confidence = config.thresholds.min_cell, config.thresholds.confidence
+    estimates, funnels, compositions, weights, texts = [], [], [], [], []
+    frames = {}
+    for (wave, instrument), table in state.tables.items():
+        book = books[instrument]
+        frame = table.frame
+        frames[(wave, instrument)] = frame
+        if len(frame):
+            design = design_from_json(frame, table.weighted.design)
+            est = estimate_table(frame, book, design, wave, min_cell, confidence)
+            estimates.append(label_estimates(est, book, config))
+        funnels.append(table.clean.funnel)
+        compositions.append(table.weighted.composition)
+        weights.append(pd.DataFrame([table.weighted.diagnostics]))
+        if "suggestion" in frame:
+            quotes = frame["suggestion"].dropna()
+            texts.append(pd.DataFrame({"wave": wave, "instrument": instrument, "text": quotes.to_numpy()}))
+    by_instrument: dict[str, dict[str, pd.DataFrame]] = {}
+    for (wave, instrument), frame in frames.items():
+        by_instrument.setdefault(instrument, {})[wave] = frame
+    estimates_df = pd.concat(estimates, ignore_index=True) if estimates else pd.DataFrame()
+    services = []
+    key = linkage_key(config)
+    for wave in state.waves:
+        folder = state.root / "data_raw" / wave.id / "services"
+        if folder.is_dir():
+            services.append(summarise(read_service_records(folder, state.root), wave.id, config, key))
+    return Analysis(
+        estimates=estimates_df,
+        outcomes=outcome_table(by_instrument, books, config),
+        needs_priority=needs_priority(estimates_df, books),
+        reliability=reliability(frames, books),
+        funnel=pd.concat(funnels, ignore_index=True) if funnels else pd.DataFrame(),
+        composition=pd.concat([c for c in compositions if len(c)], ignore_index=True) if any(len(c) for c in compositions) else pd.DataFrame(),
+        weights=pd.concat(weights, ignore_index=True) if weights else pd.DataFrame(),
+        services=service_table(services, config),
+        free_text=pd.concat(texts, ignore_index=True) if texts else pd.DataFrame(columns=["wave", "instrument", "text"]),
+    )

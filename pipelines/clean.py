@@ -1,0 +1,340 @@
+"""Cleaning: from the raw responses to the clean table, with every change and every exclusion on record.
+
+Rules run in a fixed order; a row excluded by an earlier rule is not counted again by a later one, so the
+funnel adds up: rows read = rows kept + rows excluded. Values are never silently changed — each change is
+a row of the cleaning log — and an evaluator's decisions file (`config/decisions.csv`) is re-applied on
+every run, so manual review survives reruns.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipelines.codebook import Codebook
+from pipelines.config import Config, fold_name
+from pipelines.decisions import apply_decisions
+from pipelines.privacy import normalise_phone, normalise_text_id, respondent_keys, scrub_text
+from pipelines.scales import add_scores
+
+META = ["response_id", "respondent_key", "wave", "instrument", "submitted_at", "duration_s", "channel"]
+LOG_COLUMNS = ["response_id", "column", "old", "new", "rule"]
+EXCLUSION_COLUMNS = ["source_file", "source_row", "response_id", "rule", "reason"]
+RULE_ORDER = ["decision_drop", "test_response", "compound_unresolved", "outside_community", "ineligible_age",
+              "speeder", "straightliner", "duplicate", "duplicate_respondent"]
+TEST_WORDS = re.compile(r"^(测试|test|ceshi|试填|测试数据|aaa+|111+)$", re.IGNORECASE)
+CHINESE_NUMERALS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+                    "八": 8, "九": 9}
+
+
+@dataclass
+class CleanResult:
+    frame: pd.DataFrame
+    log: pd.DataFrame
+    exclusions: pd.DataFrame
+    funnel: pd.DataFrame
+    missing: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def parse_age(value: object) -> float:
+    """`8`, `8岁`, `八岁`, `十二`, `12周岁`, `8.5` → years; anything else → NaN."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return np.nan
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    text = re.sub(r"(周岁|岁半|岁|年)$", "", text).strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    if text and all(ch in CHINESE_NUMERALS or ch == "十" for ch in text):
+        if "十" in text:
+            tens, _, ones = text.partition("十")
+            return float((CHINESE_NUMERALS.get(tens, 1) if tens else 1) * 10 + (CHINESE_NUMERALS.get(ones, 0) if ones else 0))
+        if len(text) == 1:
+            return float(CHINESE_NUMERALS[text])
+    return np.nan
+
+
+def parse_number(value: object) -> float:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    match = re.fullmatch(r"-?\d+(\.\d+)?", re.sub(r"[个人次岁元]$", "", text))
+    return float(match.group(0)) if match else np.nan
+
+
+def clean_responses(raw: pd.DataFrame, missing: pd.DataFrame, book: Codebook, config: Config, wave: str,
+                    key: bytes, decisions: pd.DataFrame | None = None) -> CleanResult:
+    df = raw.reset_index(drop=True).copy()
+    logs: list[pd.DataFrame] = []
+    df.insert(0, "response_id", f"{wave}-{book.instrument}-" + df["platform_id"].astype(str))
+    df["wave"], df["instrument"] = wave, book.instrument
+    df["review_flag"] = ""
+    excluded = pd.Series("", index=df.index, dtype=object)
+    reason = pd.Series("", index=df.index, dtype=object)
+
+    def exclude(mask: pd.Series, rule: str, why: pd.Series | str) -> None:
+        new = mask & (excluded == "")
+        excluded[new] = rule
+        reason[new] = why[new] if isinstance(why, pd.Series) else why
+
+    df["respondent_key"] = _respondent_keys(df, book, config, key)
+    manual = apply_decisions(df, decisions, book)
+    logs.append(manual.apply_sets(df))  # before the rules, so a set value is cleaned like a typed one
+    exclude(manual.drop, "decision_drop", manual.drop_reason)
+    exclude(_test_responses(df, book), "test_response", "测试答卷（姓名或建议为“测试/test”）")
+    logs.append(_normalise_compound(df, book, config, exclude))
+    logs.append(_parse_numbers(df, book, exclude))
+    logs.append(_clean_text(df, book))
+    logs.append(_skip_logic(df, book))
+    _speeders(df, config, exclude)
+    _straightliners(df, book, config, exclude)
+    _duplicates(df, book, config, exclude)
+    keep_override = manual.keep & (excluded != "")
+    if keep_override.any():
+        logs.append(pd.DataFrame({"response_id": df.loc[keep_override, "response_id"], "column": "(row)",
+                                  "old": excluded[keep_override], "new": "kept", "rule": "decision_keep"}))
+        excluded[keep_override] = ""
+    kept = excluded == ""
+    exclusions = pd.DataFrame({"source_file": df.loc[~kept, "source_file"], "source_row": df.loc[~kept, "source_row"],
+                               "response_id": df.loc[~kept, "response_id"], "rule": excluded[~kept],
+                               "reason": reason[~kept]})
+    clean = _derive(df.loc[kept].reset_index(drop=True), book, config)
+    columns = META + [c for c in book.clean_columns() if c in clean.columns]
+    derived = [c for c in clean.columns if c not in columns and c not in _drop_columns(book, df)]
+    clean = clean[columns + derived]
+    log = pd.concat([x for x in logs if x is not None and len(x)] or [pd.DataFrame(columns=LOG_COLUMNS)],
+                    ignore_index=True)[LOG_COLUMNS]
+    log = log[log["response_id"].isin(set(clean["response_id"]))].reset_index(drop=True)
+    funnel = _funnel(wave, book.instrument, len(df), exclusions, len(clean))
+    assert len(df) == len(clean) + len(exclusions), "row accounting broke: read ≠ kept + excluded"
+    return CleanResult(clean, log, exclusions.reset_index(drop=True), funnel,
+                       _missing_long(df, missing, clean), {"read": len(df), "kept": len(clean),
+                                                           "excluded": len(exclusions)})
+
+
+def _respondent_keys(df: pd.DataFrame, book: Codebook, config: Config, key: bytes) -> pd.Series:
+    if config.linkage["identifier"] == "phone":
+        q = book.by_role("link_phone")
+        ident = df[q.name].map(normalise_phone) if q is not None and q.name in df else pd.Series("", index=df.index)
+    else:
+        parts = [book.by_role(r) for r in ("link_name", "compound", "link_room")]
+        if any(p is None or p.name not in df for p in parts):
+            ident = pd.Series("", index=df.index)
+        else:
+            ident = df[parts[0].name].map(normalise_text_id) + "|" + df[parts[1].name].map(
+                lambda v: config.compound_for(v) or "") + "|" + df[parts[2].name].map(normalise_text_id)
+            ident = ident.where(~ident.str.startswith("|") & ~ident.str.endswith("|"), "")
+    return respondent_keys(ident, key)
+
+
+def _test_responses(df: pd.DataFrame, book: Codebook) -> pd.Series:
+    mask = pd.Series(False, index=df.index)
+    for q in book.questions:
+        if q.type == "text" and q.name in df and (q.role in ("link_name",) or q.name == "suggestion"):
+            text = df[q.name].astype("string").str.strip()
+            mask |= text.str.fullmatch(TEST_WORDS).fillna(False).astype(bool)
+    return mask
+
+
+def _normalise_compound(df, book, config, exclude) -> pd.DataFrame | None:
+    q = book.by_role("compound")
+    if q is None or q.name not in df:
+        return None
+    typed = df[q.name].astype("string")
+    ids = typed.map(lambda v: config.compound_for(v) if isinstance(v, str) else None)
+    known = {fold_name(s): c.id for c in config.compounds for s in (c.name_zh, *c.aliases)}
+    unresolved = ids.isna() & typed.notna()
+    closest = typed[unresolved].map(lambda v: "、".join(
+        dict.fromkeys(known[m] for m in difflib.get_close_matches(fold_name(v), list(known), n=3, cutoff=0.3))) or "无")
+    why = pd.Series("", index=df.index, dtype=object)
+    why[unresolved] = ("小区名称无法识别：“" + typed[unresolved].astype(str) + "”；最接近：" + closest
+                       + "（请在 config/project.toml 添加别名，或在 config/decisions.csv 中指定）")
+    exclude(unresolved, "compound_unresolved", why)
+    df.loc[unresolved, "review_flag"] = "compound_unresolved"
+    exclude(typed.isna(), "compound_unresolved", "未填写小区（无法确定是否为本社区住户）")
+    changed = ids.notna() & (typed != ids.map({c.id: c.name_zh for c in config.compounds}))
+    log = pd.DataFrame({"response_id": df.loc[changed, "response_id"], "column": q.name,
+                        "old": typed[changed], "new": ids[changed], "rule": "compound_alias"})
+    df[q.name] = ids.astype("string")
+    return log
+
+
+def _parse_numbers(df, book, exclude) -> pd.DataFrame:
+    logs = []
+    for q in book.answer_questions:
+        if q.type not in ("integer", "decimal") or q.name not in df:
+            continue
+        raw = df[q.name]
+        parser = parse_age if q.role in ("child_age", "respondent_age") else parse_number
+        values = raw.map(parser).astype(float)
+        text = raw.astype("string").str.strip()
+        reformatted = values.notna() & (text != values.map(lambda v: f"{v:g}"))
+        logs.append(pd.DataFrame({"response_id": df.loc[reformatted, "response_id"], "column": q.name,
+                                  "old": text[reformatted], "new": values[reformatted].map(lambda v: f"{v:g}"),
+                                  "rule": "number_parsed"}))
+        unreadable = values.isna() & text.notna() & (text != "")
+        out_of_range = pd.Series(False, index=df.index)
+        if q.min is not None:
+            out_of_range |= values < q.min
+        if q.max is not None:
+            out_of_range |= values > q.max
+        if q.role == "child_age" and book.min_age is not None:
+            # ages outside the child questionnaire's range but plausible are ineligible respondents, not typos
+            plausible = values.between(0, 18)
+            ineligible = plausible & ((values < book.min_age) | (values > book.max_age))
+            exclude(ineligible, "ineligible_age", "年龄 " + values.map(lambda v: f"{v:g}") + " 岁，不在儿童问卷的 "
+                    f"{book.min_age}–{book.max_age} 岁范围内")
+            out_of_range &= ~plausible
+        bad = unreadable | out_of_range
+        logs.append(pd.DataFrame({"response_id": df.loc[bad, "response_id"], "column": q.name, "old": text[bad],
+                                  "new": "", "rule": np.where(unreadable[bad], "unreadable_number", "out_of_range")}))
+        df[q.name] = values.where(~bad).astype("Float64")
+    return pd.concat(logs, ignore_index=True) if logs else None
+
+
+def _clean_text(df, book) -> pd.DataFrame:
+    logs = []
+    text_cols = [q.name for q in book.answer_questions if q.type == "text" and q.role != "compound"]
+    text_cols += [q.other_column for q in book.answer_questions if q.other_choice is not None]
+    for col in text_cols:
+        if col not in df:
+            continue
+        text = df[col].astype("string").map(lambda v: unicodedata.normalize("NFKC", v).strip() if isinstance(v, str) else v)
+        text = text.astype("string").replace("", pd.NA)
+        scrubbed, changed = scrub_text(text)
+        logs.append(pd.DataFrame({"response_id": df.loc[changed, "response_id"], "column": col,
+                                  "old": "（个人信息，不记录）", "new": scrubbed[changed], "rule": "personal_data_scrubbed"}))
+        df[col] = scrubbed
+    return pd.concat(logs, ignore_index=True) if logs else None
+
+
+def _skip_logic(df, book) -> pd.DataFrame:
+    """Answers to questions the form should not have shown are removed (the stated rule: logic wins)."""
+    logs = []
+    for q in book.answer_questions:
+        if q.relevant is None:
+            continue
+        hidden = ~q.relevant.applies(df)
+        for col in q.clean_columns():
+            if col not in df or col.endswith("_correct"):
+                continue
+            bad = hidden & df[col].notna()
+            if bad.any():
+                logs.append(pd.DataFrame({"response_id": df.loc[bad, "response_id"], "column": col,
+                                          "old": df.loc[bad, col].astype(str), "new": "",
+                                          "rule": "skip_logic_contradiction"}))
+                df.loc[bad, col] = pd.NA
+    return pd.concat(logs, ignore_index=True) if logs else None
+
+
+def _speeders(df, config, exclude) -> None:
+    t = config.thresholds
+    durations = pd.to_numeric(df["duration_s"], errors="coerce")
+    if durations.notna().sum() < t.speeder_min_responses:
+        return
+    limit = t.speeder_fraction_of_median * durations.median()
+    exclude(durations < limit, "speeder",
+            "用时 " + durations.map(lambda v: f"{v:g}") + " 秒，少于中位数的 "
+            f"{t.speeder_fraction_of_median:.0%}（{limit:.0f} 秒）")
+
+
+def _straightliners(df, book, config, exclude) -> None:
+    items = [q.name for q in book.answer_questions if q.matrix and q.type == "select_one" and q.name in df]
+    if len(items) < config.thresholds.straightline_min_items:
+        return
+    block = np.column_stack([pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float) for c in items])
+    answered = pd.Series((~np.isnan(block)).sum(axis=1), index=df.index)
+    with np.errstate(invalid="ignore"):
+        same = pd.Series(np.nanmax(block, axis=1) == np.nanmin(block, axis=1), index=df.index) if len(df) else \
+            pd.Series(False, index=df.index)
+    exclude(same & (answered >= config.thresholds.straightline_min_items), "straightliner",
+            "全部 " + answered.astype(str) + " 个矩阵题选了同一个选项")
+
+
+def _answer_columns(book: Codebook, df: pd.DataFrame) -> list[str]:
+    return [c for q in book.answer_questions for c in q.clean_columns() if c in df and not c.endswith("_correct")]
+
+
+def _duplicates(df, book, config, exclude) -> None:
+    cols = _answer_columns(book, df)
+    signature = pd.util.hash_pandas_object(df[cols + ["respondent_key"]].astype("string"), index=False)
+    by_time = df.sort_values("submitted_at", kind="stable").index
+    exact = signature.loc[by_time].duplicated().reindex(df.index)
+    first_id = pd.Series(df.loc[by_time, "response_id"].to_numpy(), index=signature.loc[by_time].to_numpy())
+    first_id = first_id[~first_id.index.duplicated()]
+    exclude(exact, "duplicate", "与答卷 " + signature.map(first_id).astype(str) + " 完全相同（重复提交）")
+    keyed = (df["respondent_key"].fillna("") != "") & ~exact
+    groups = df.loc[keyed].groupby("respondent_key")
+    limit = config.thresholds.near_duplicate_max_diff
+    for _, idx in groups.groups.items():
+        if len(idx) < 2:
+            continue
+        idx = sorted(idx, key=lambda i: df.at[i, "submitted_at"])
+        first = idx[0]
+        for other in idx[1:]:
+            a, b = df.loc[first, cols], df.loc[other, cols]
+            differ = int(((a.astype("string") != b.astype("string")) & ~(a.isna() & b.isna())).fillna(True).sum())
+            kind = "near-duplicate" if differ <= limit else "repeat"
+            exclude(pd.Series(df.index == other, index=df.index), "duplicate_respondent",
+                    f"同一受访者（同一联系方式）本轮已有答卷 {df.at[first, 'response_id']}；"
+                    f"{differ} 题不同（{kind}），保留最早一份")
+
+
+def _derive(clean: pd.DataFrame, book: Codebook, config: Config) -> pd.DataFrame:
+    for q in book.answer_questions:
+        if q.type in ("select_one",) and q.name in clean:
+            clean[q.name] = pd.to_numeric(clean[q.name], errors="coerce").astype("Int64")
+        if q.type in ("select_multiple", "rank"):
+            for code in q.codes:
+                col = q.option_column(code)
+                if col in clean:
+                    clean[col] = pd.to_numeric(clean[col], errors="coerce").astype("Int64")
+    age_q = book.by_role("child_age") if book.instrument in ("parent", "child") else book.by_role("respondent_age")
+    if age_q is not None and age_q.name in clean:
+        for band_name in ("age_band", "child_age_band"):
+            if band_name == "child_age_band" and book.instrument != "parent":
+                continue
+            if band_name == "age_band" and book.instrument == "parent":
+                continue
+            clean[band_name] = _bands(clean[age_q.name], config.age_bands.get(band_name, ()))
+    hukou = book.by_role("hukou")
+    if hukou is not None and hukou.name in clean:
+        clean["hukou_group"] = clean[hukou.name].map({1: "registered", 2: "floating"}).astype("string")
+    return add_scores(clean, book)
+
+
+def _bands(ages: pd.Series, bands) -> pd.Series:
+    out = pd.Series(pd.NA, index=ages.index, dtype="string")
+    values = pd.to_numeric(ages, errors="coerce")
+    for label, lo, hi in bands:
+        out[(values >= lo) & (values <= hi + 0.999)] = label
+    return out
+
+
+def _drop_columns(book: Codebook, df: pd.DataFrame) -> set[str]:
+    personal = {q.name for q in book.questions if q.personal}
+    return personal | {"ip", "platform_id", "source_file", "source_row"}
+
+
+def _funnel(wave, instrument, read, exclusions, kept) -> pd.DataFrame:
+    counts = exclusions["rule"].value_counts()
+    rows = [{"wave": wave, "instrument": instrument, "step": 0, "rule": "read", "rows": read}]
+    for i, rule in enumerate([r for r in RULE_ORDER if r in counts] + sorted(set(counts.index) - set(RULE_ORDER))):
+        rows.append({"wave": wave, "instrument": instrument, "step": i + 1, "rule": rule, "rows": int(counts[rule])})
+    rows.append({"wave": wave, "instrument": instrument, "step": len(rows), "rule": "kept", "rows": kept})
+    return pd.DataFrame(rows)
+
+
+def _missing_long(df: pd.DataFrame, missing: pd.DataFrame, clean: pd.DataFrame) -> pd.DataFrame:
+    if missing is None or not len(missing):
+        return pd.DataFrame(columns=["response_id", "column", "reason"])
+    ids = df.set_index(["source_file", "source_row"])["response_id"] if "source_file" in missing else \
+        df.set_index("source_row")["response_id"]
+    keys = list(zip(missing["source_file"], missing["source_row"])) if "source_file" in missing else missing["source_row"]
+    out = pd.DataFrame({"response_id": ids.reindex(keys).to_numpy(), "column": missing["column"].to_numpy(),
+                        "reason": missing["reason"].to_numpy()})
+    return out[out["response_id"].isin(set(clean["response_id"]))].reset_index(drop=True)

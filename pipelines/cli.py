@@ -1,0 +1,137 @@
+"""The `tongxing` command line (CONTRACT §2).
+
+argparse rather than typer: usage errors must exit 2 with a one-line message, start-up must stay fast for
+no-change reruns, and heavy libraries load only in the stage that needs them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from pipelines import __version__
+from pipelines.errors import TongxingError
+
+STAGES = ("ingest", "clean", "validate", "weight", "analyze", "report")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tongxing", description="筑梦“童”行 survey pipeline: ingest → clean → "
+                                     "validate → weight → analyze → report")
+    parser.add_argument("--version", action="version", version=f"tongxing {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="write a complete demo project root at DIR")
+    demo.add_argument("dir", type=Path)
+    demo.add_argument("--seed", type=int, default=20240601)
+    demo.add_argument("--scale", type=int, default=1, help="multiply respondents (benchmarks)")
+    demo.add_argument("--data-only", action="store_true",
+                      help="write only data_raw/ and demo_truth.json, and only if data_raw/ holds no exports")
+    demo.add_argument("--debug", action="store_true")
+
+    def common(p):
+        p.add_argument("--root", type=Path, default=Path("."), help="project root (default: current directory)")
+        p.add_argument("--quarter", default=None, help="YYYYQn (default: the latest quarter with data)")
+        p.add_argument("--verbose", action="store_true", help="show each stage's timing")
+        p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+
+    run = sub.add_parser("run", help="run every stage for one quarter and publish reports/<quarter>/")
+    common(run)
+    run.add_argument("--lang", default="zh,en", help="report languages, comma-separated (zh,en)")
+    for stage in STAGES:
+        p = sub.add_parser(stage, help=f"run the pipeline up to the {stage} stage and summarise it")
+        common(p)
+        if stage == "report":
+            p.add_argument("--lang", default="zh,en")
+    template = sub.add_parser("template", help="write a paper-entry workbook for a questionnaire")
+    template.add_argument("dir", type=Path)
+    template.add_argument("--instrument", required=True)
+    template.add_argument("--root", type=Path, default=Path("."))
+    template.add_argument("--debug", action="store_true")
+    return parser
+
+
+def _progress_printer(verbose: bool):
+    interactive = sys.stderr.isatty()
+    if not (interactive or verbose):
+        return None
+
+    def show(message: str) -> None:
+        print(f"  {message}", file=sys.stderr)
+    return show
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    root = getattr(args, "root", None) or getattr(args, "dir", Path("."))
+    try:
+        code = _dispatch(args)
+    except TongxingError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(exc.format(Path(root)), file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted (the earlier publication is unchanged; run again to finish)", file=sys.stderr)
+        code = 130
+    except Exception as exc:  # a bug, not the user's fault: say so briefly unless --debug
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)",
+              file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
+def _dispatch(args) -> int:
+    if args.command == "demo":
+        from pipelines.demo.build import make_demo
+
+        started = time.perf_counter()
+        summary = make_demo(args.dir, seed=args.seed, scale=args.scale, data_only=args.data_only)
+        if "skipped" in summary:
+            print(f"demo: {summary['skipped']}; nothing written")
+        else:
+            rows = sum(n for wave in summary["rows"].values() for n in wave.values())
+            print(f"demo: wrote {rows} responses over {len(summary['rows'])} waves to {args.dir} "
+                  f"in {time.perf_counter() - started:.1f}s")
+        return 0
+    if args.command == "template":
+        from pipelines.ingest.paper import write_template
+
+        path = write_template(args.root, args.instrument, args.dir)
+        print(path)
+        return 0
+    from pipelines import run as runner
+
+    langs = tuple(x.strip() for x in getattr(args, "lang", "zh,en").split(",") if x.strip())
+    bad = [x for x in langs if x not in ("zh", "en")]
+    if bad:
+        raise TongxingError(None, f"unknown report language {', '.join(bad)}", "use --lang zh,en")
+    progress = _progress_printer(args.verbose)
+    if args.command in ("run", "report"):
+        state = runner.run(args.root, args.quarter, langs, progress=progress)
+        if args.verbose:
+            for stage, seconds in state.timings.items():
+                print(f"  {stage:<22}{seconds:6.2f} s", file=sys.stderr)
+        for message in state.warnings:
+            print(f"warning: {message}", file=sys.stderr)
+        print(state.root / "reports" / state.quarter / "report.html")
+        return 0
+    state = runner.plan(Path(args.root).resolve(), args.quarter)
+    runner.process_tables(state, progress)
+    for (wave, instrument), table in sorted(state.tables.items()):
+        counts = table.clean.counts
+        print(f"{wave}/{instrument}: {len(table.files)} file(s), {counts['read']} rows read, "
+              f"{counts['excluded']} excluded, {counts['kept']} kept")
+    if args.command in ("validate", "analyze"):
+        from pipelines.validate import raise_on_critical, run_validation
+
+        frames = {k: t.frame for k, t in state.tables.items()}
+        docs = Path(args.root).resolve() / ".tongxing" / "validation-docs"
+        table = run_validation(frames, state.books, state.config, docs)
+        failed = table[~table["success"].astype(bool)]
+        print(f"validation: {len(table)} expectations, {len(failed)} failed; Data Docs in {docs}")
+        raise_on_critical(table)
+    return 0

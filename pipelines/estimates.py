@@ -1,0 +1,196 @@
+"""Needs-assessment estimates for every question, overall and by group (CONTRACT §4 `estimates.csv`).
+
+A report table holds thousands of estimates (every option of every question, in every group), so they are
+computed as matrices: one column of influence values per estimate, one pass through the design's variance
+(strata, raking residuals) for a block of columns. `pipelines.survey.mean/proportion` are the reference
+one-at-a-time implementations; the tests hold both to the same numbers, and those to R.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy import stats as sps
+
+from pipelines.codebook import Codebook
+from pipelines.survey import Design
+
+COLUMNS = ["wave", "instrument", "indicator", "stat", "level", "group_var", "group", "estimate", "se", "ci_low",
+           "ci_high", "n", "deff", "suppressed"]
+GROUP_VARS = ["compound", "age_band", "child_age_band", "hukou_group", "relation"]
+BLOCK = 256
+DENSE_LIMIT = 3000  # rows up to which the raking residual operator is kept as a dense matrix
+
+
+@dataclass(frozen=True)
+class Estimand:
+    indicator: str
+    stat: str        # mean / proportion
+    level: str       # proportion level ('' for means)
+
+
+def estimands(frame: pd.DataFrame, book: Codebook) -> list[Estimand]:
+    """Every published estimate of one clean table: options' shares, ordinal/numeric means, scores."""
+    out: list[Estimand] = []
+    for q in book.answer_questions:
+        if q.type == "select_one" and q.name in frame:
+            out.extend(Estimand(q.name, "proportion", str(c)) for c in q.codes)
+            if q.measure in ("ordinal", "interval"):
+                out.append(Estimand(q.name, "mean", ""))
+        elif q.type == "select_multiple":
+            out.extend(Estimand(q.option_column(c), "proportion", "1") for c in q.codes if q.option_column(c) in frame)
+        elif q.type in ("integer", "decimal") and q.name in frame:
+            out.append(Estimand(q.name, "mean", ""))
+    for scale in book.scales.values():
+        for col in [scale.score_column, *(scale.subscale_column(s) for s in sorted(scale.subscales))]:
+            if col in frame:
+                out.append(Estimand(col, "mean", ""))
+        if f"{scale.id}_low" in frame:
+            out.append(Estimand(f"{scale.id}_low", "proportion", "1"))
+    for q in book.answer_questions:
+        if q.correct is not None and q.correct_column in frame:
+            out.append(Estimand(q.correct_column, "proportion", "1"))
+        if q.type == "select_multiple" and f"{q.name}_count" in frame:
+            out.append(Estimand(f"{q.name}_count", "mean", ""))
+    return out
+
+
+def _values(numeric: dict[str, np.ndarray], e: Estimand) -> tuple[np.ndarray, np.ndarray]:
+    """(y, defined) for one estimand: y is 0/1 for a proportion; defined marks non-missing answers."""
+    raw = numeric[e.indicator]
+    defined = ~np.isnan(raw)
+    if e.stat == "proportion":
+        return np.where(raw == float(e.level), 1.0, 0.0), defined
+    return np.nan_to_num(raw), defined
+
+
+class BatchEstimator:
+    """Domain means of many variables under one design, equal to `survey.mean` one at a time."""
+
+    def __init__(self, design: Design, confidence: float = 0.95):
+        self.design = design
+        self.confidence = confidence
+        lay = design.layout
+        n = len(design.data)
+        self.w = lay.weights
+        self.stratum = lay.stratum
+        n_strata = len(lay.n_psu_in_stratum)
+        self.S = sparse.csr_matrix((np.ones(n), (np.arange(n), lay.stratum)), shape=(n, n_strata))
+        self.psu = lay.psu
+        self.n_psu = len(lay.psu_stratum)
+        self.P = sparse.csr_matrix((np.ones(n), (np.arange(n), lay.psu)), shape=(n, self.n_psu))
+        self.psu_stratum = lay.psu_stratum
+        self.n_h = lay.n_psu_in_stratum
+        scale = lay.fpc_factor * np.where(self.n_h > 1, self.n_h / np.maximum(self.n_h - 1, 1), 1.0)[lay.psu_stratum]
+        self.scale = scale
+        self.margins = []
+        if design.rake_margins:
+            psws = design.rake_weights or tuple(self.w for _ in design.rake_margins)
+            for col, psw in zip(design.rake_margins, psws):
+                codes = pd.factorize(design.data[col])[0]
+                G = sparse.csr_matrix((np.ones(n), (np.arange(n), codes)), shape=(n, codes.max() + 1))
+                self.margins.append((G, np.asarray(G.sum(axis=0)).ravel(), np.asarray(psw, dtype=float)))
+        self._dense: np.ndarray | None = None
+        self.PS = sparse.csr_matrix((np.ones(self.n_psu), (np.arange(self.n_psu), self.psu_stratum)),
+                                    shape=(self.n_psu, n_strata))
+
+    def _residualise(self, Z: np.ndarray) -> np.ndarray:
+        """svyrecvar's raking residuals: 10 passes of removing each margin's weighted means."""
+        for _ in range(10 if self.margins else 0):
+            for G, counts, psw in self.margins:
+                means = (G.T @ (Z / psw[:, None])) / counts[:, None]
+                Z = Z - psw[:, None] * (G @ means)
+        return Z
+
+    @property
+    def _operator(self) -> np.ndarray | None:
+        """The residualising map as a matrix, when the table is small enough to hold it (one matmul per block)."""
+        if not self.margins or len(self.w) > DENSE_LIMIT:
+            return None
+        if self._dense is None:
+            self._dense = self._residualise(np.eye(len(self.w)))
+        return self._dense
+
+    def _variance(self, Z: np.ndarray) -> np.ndarray:
+        op = self._operator
+        Z = op @ Z if op is not None else self._residualise(Z)
+        totals = self.P.T @ Z
+        mean_h = (self.PS.T @ totals) / np.maximum(self.n_h, 1)[:, None]
+        centred = totals - self.PS @ mean_h
+        lonely = (self.n_h == 1)[self.psu_stratum]
+        centred[lonely] = 0.0 if self.design.lonely_psu in ("fail", "certainty", "remove") else totals[lonely]
+        return (self.scale[:, None] * centred**2).sum(axis=0)
+
+    def run(self, Y: np.ndarray, M: np.ndarray, proportion: np.ndarray) -> pd.DataFrame:
+        """Y: values (n×m), M: domain masks (n×m, answered and in group), proportion: bool per column."""
+        W = self.w[:, None] * M
+        psum = W.sum(axis=0)
+        n = M.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            est = (W * Y).sum(axis=0) / psum
+            resid = np.where(M, Y - est[None, :], 0.0)
+            var = self._variance(W * resid / psum[None, :])
+            s2 = (W * resid**2).sum(axis=0) / psum * n / (n - 1)
+            vsrs = s2 * (psum - n) / (psum * n)
+            deff = np.where(vsrs > 0, var / vsrs, np.nan)
+        psus_in = ((self.P.T @ M.astype(float)) > 0).astype(float)
+        strata_in = ((self.PS.T @ psus_in) > 0).sum(axis=0)
+        df = psus_in.sum(axis=0) - strata_in
+        se = np.sqrt(var)
+        q = np.where(df > 0, sps.t.ppf(0.5 + self.confidence / 2, np.maximum(df, 1)), np.nan)
+        low, high = est - q * se, est + q * se
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logit = np.log(est / (1 - est))
+            se_logit = se / (est * (1 - est))
+            p_low = 1 / (1 + np.exp(-(logit - q * se_logit)))
+            p_high = 1 / (1 + np.exp(-(logit + q * se_logit)))
+        interior = (est > 0) & (est < 1)
+        low = np.where(proportion, np.where(interior, p_low, est), low)
+        high = np.where(proportion, np.where(interior, p_high, est), high)
+        empty = (n == 0) | (psum == 0)
+        nan = np.nan
+        return pd.DataFrame({"estimate": np.where(empty, nan, est), "se": np.where(empty, nan, se),
+                             "ci_low": np.where(empty, nan, low), "ci_high": np.where(empty, nan, high),
+                             "n": n.astype(int), "deff": np.where(empty, nan, deff), "df": df.astype(int)})
+
+
+def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: str, min_cell: int,
+                   confidence: float = 0.95, group_vars: list[str] | None = None) -> pd.DataFrame:
+    """estimates.csv rows for one clean table: overall, then by each grouping variable present."""
+    if not len(frame):
+        return pd.DataFrame(columns=COLUMNS)
+    specs = estimands(frame, book)
+    numeric = {col: pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+                for col in dict.fromkeys(e.indicator for e in specs)}
+    values = [_values(numeric, e) for e in specs]
+    groups: list[tuple[str, str, np.ndarray]] = [("", "", np.ones(len(frame), dtype=bool))]
+    for var in group_vars if group_vars is not None else GROUP_VARS:
+        if var not in frame.columns or (var == "relation" and book.instrument != "parent"):
+            continue
+        column = frame[var].astype("string")
+        for level in sorted(column.dropna().unique()):
+            groups.append((var, str(level), (column == level).fillna(False).to_numpy(dtype=bool)))
+    estimator = BatchEstimator(design, confidence)
+    pieces = []
+    meta = [(e, g) for g in groups for e in range(len(specs))]
+    for start in range(0, len(meta), BLOCK):
+        chunk = meta[start:start + BLOCK]
+        Y = np.column_stack([values[e][0] for e, _ in chunk])
+        M = np.column_stack([values[e][1] & g[2] for e, g in chunk])
+        prop = np.array([specs[e].stat == "proportion" for e, _ in chunk])
+        res = estimator.run(Y, M, prop)
+        res.insert(0, "indicator", [specs[e].indicator for e, _ in chunk])
+        res.insert(1, "stat", [specs[e].stat for e, _ in chunk])
+        res.insert(2, "level", [specs[e].level for e, _ in chunk])
+        res.insert(3, "group_var", [g[0] for _, g in chunk])
+        res.insert(4, "group", [g[1] for _, g in chunk])
+        pieces.append(res)
+    table = pd.concat(pieces, ignore_index=True)
+    table.insert(0, "wave", wave)
+    table.insert(1, "instrument", book.instrument)
+    table["suppressed"] = table["n"] < min_cell
+    for col in ("estimate", "se", "ci_low", "ci_high", "deff"):
+        table.loc[table["suppressed"], col] = np.nan
+    return table[COLUMNS + ["df"]]

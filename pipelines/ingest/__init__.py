@@ -1,0 +1,104 @@
+"""Ingest: every export in `data_raw/<wave>/<instrument>/` → one RawResponses frame (docs/architecture.md).
+
+Each file is read as a table of strings (`tables.read_table`), its platform is recognised from its header row
+by the first adapter whose `detect(headers)` is true (`ADAPTERS`; only 问卷星 so far — 腾讯问卷 and Kobo adapters
+plug in the same way), read by that adapter into (frame, missing, info), and the files are merged
+(`merge.merge_downloads`): a 按文本 and a 按序号 download of the same responses become one row per response,
+the same export present twice is counted once.
+
+`source_file` is the path relative to `root`, `source_row` the 1-based data row in that file. For a response
+present in both a coded and a text download, the row keeps the **coded** file's `source_file`/`source_row`
+(and its missing reasons); the text file only contributes the "other" texts.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from pipelines.codebook import Codebook
+from pipelines.errors import InputError
+from pipelines.ingest import wjx
+from pipelines.ingest.merge import merge_downloads
+from pipelines.ingest.tables import empty_frame, read_table, relative
+
+
+@dataclass(frozen=True)
+class Adapter:
+    platform: str
+    detect: Callable[[list[str]], bool]
+    read: Callable  # (table, path, codebook, root) -> (frame, missing, info)
+
+
+ADAPTERS: list[Adapter] = [Adapter(wjx.PLATFORM, wjx.looks_like_wjx, wjx.read_wjx_table)]
+IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+
+
+@dataclass
+class IngestResult:
+    frame: pd.DataFrame
+    missing: pd.DataFrame
+    files: list[dict] = field(default_factory=list)
+    merge: dict = field(default_factory=dict)
+
+
+def is_ignored(path: Path) -> bool:
+    name = path.name
+    return (name.startswith(("~$", ".")) or name.lower() in IGNORED_NAMES
+            or name.lower().startswith("readme") or not path.is_file())
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_export(path: str | Path, codebook: Codebook, root: str | Path | None = None):
+    """One export file → (frame, missing, info) via the adapter that recognises it."""
+    path = Path(path)
+    table = read_table(path)
+    headers = [str(h) for h in table.columns]
+    for adapter in ADAPTERS:
+        if adapter.detect(headers):
+            frame, missing, info = adapter.read(table, path, codebook, root)
+            info = {"file": relative(path, root), **info}
+            return frame, missing, info
+    known = ", ".join(a.platform for a in ADAPTERS)
+    raise InputError(path, f"is not an export of a known platform (known: {known}); header starts "
+                           f"{', '.join(headers[:4])}",
+                     "download the answers again from the survey platform without editing the header row")
+
+
+def ingest_folder(folder: str | Path, codebook: Codebook, root: str | Path | None = None) -> IngestResult:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "folder not found", "put the downloads in data_raw/<wave>/<instrument>/")
+    paths = sorted(p for p in folder.iterdir() if not is_ignored(p))
+    if not paths:
+        raise InputError(folder, "has no export files", "put the platform's downloads (.xlsx/.xls/.csv) here")
+    parts, files = [], []
+    seen: dict[str, str] = {}
+    for path in paths:
+        digest = sha256(path)
+        frame, missing, info = read_export(path, codebook, root)
+        entry = {"file": info["file"], "sha256": digest, **{k: v for k, v in info.items() if k != "file"}}
+        if digest in seen:
+            entry["same_as"] = seen[digest]
+        seen.setdefault(digest, info["file"])
+        files.append(entry)
+        parts.append((frame, missing, info))
+    frame, missing, merged = merge_downloads(parts, codebook)
+    for entry in files:
+        counts = merged["files"].get(entry["file"], {})
+        entry.update(duplicates=counts.get("duplicates", 0), joined=counts.get("joined", 0),
+                     kept=counts.get("kept", 0))
+    return IngestResult(frame=frame, missing=missing, files=files, merge=merged)
+
+
+__all__ = ["ADAPTERS", "Adapter", "IngestResult", "empty_frame", "ingest_folder", "merge_downloads", "read_export"]

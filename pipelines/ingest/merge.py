@@ -1,0 +1,113 @@
+"""Several downloads of one wave/instrument → one RawResponses frame, each response once.
+
+* 按文本 + 按序号 downloads of the same responses are joined on `platform_id`: the coded row (its codes, its
+  `source_file`/`source_row` and its missing reasons) is kept and the text download's "other, please specify"
+  texts (`<name>_other`, absent from coded downloads) are filled in. A text-only or coded-only set works alone.
+* The same export present twice (identical files, or two downloads with overlapping 序号 ranges) never
+  double-counts: within each mode the first file's row per `platform_id` is kept (files in the order given).
+* Accounting, per file in `info["files"]`: rows = kept + duplicates + joined (text rows merged into a coded row).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipelines.codebook import Codebook
+
+
+def merge_downloads(parts: list[tuple[pd.DataFrame, pd.DataFrame, dict]], codebook: Codebook | None = None):
+    """(frame, missing, info) of several files → one (frame, missing, info)."""
+    if not parts:
+        raise ValueError("merge_downloads needs at least one (frame, missing, info)")
+    files: dict[str, dict] = {}
+    for frame, _missing, info in parts:
+        name = info.get("file") or (str(frame["source_file"].iloc[0]) if len(frame) else f"part{len(files)}")
+        entry = files.setdefault(name, {"rows": 0, "kept": 0, "duplicates": 0, "joined": 0,
+                                        "mode": info.get("mode", "")})
+        entry["rows"] += len(frame)
+    coded = [p for p in parts if p[2].get("mode", "text") != "text"]
+    text = [p for p in parts if p[2].get("mode", "text") == "text"]
+    coded_f, text_f = _dedup(coded, files), _dedup(text, files)
+    joined = 0
+    conflicts = 0
+    if coded_f is not None and text_f is not None:
+        ids = text_f["platform_id"]
+        in_coded = ids.notna() & ids.isin(coded_f["platform_id"].dropna())
+        matched = text_f[in_coded.to_numpy()]
+        _count(files, matched, "joined")
+        joined = len(matched)
+        coded_f, conflicts = _fill_other(coded_f, matched, codebook)
+        result = pd.concat([coded_f, text_f[~in_coded.to_numpy()]], ignore_index=True)
+    else:
+        result = coded_f if coded_f is not None else text_f
+    result = _order(result)
+    _count(files, result, "kept")
+    missing = _kept_missing([m for _, m, _ in parts], result)
+    info = {"rows": len(result), "files": files, "joined": joined,
+            "duplicates": sum(f["duplicates"] for f in files.values()), "conflicts": conflicts}
+    return result, missing, info
+
+
+def _dedup(group, files: dict) -> pd.DataFrame | None:
+    if not group:
+        return None
+    frame = pd.concat([f for f, _, _ in group], ignore_index=True) if len(group) > 1 else group[0][0]
+    ids = frame["platform_id"]
+    dup = (ids.notna() & ids.duplicated(keep="first")).to_numpy()
+    if dup.any():
+        _count(files, frame[dup], "duplicates")
+        frame = frame[~dup]
+    return frame.reset_index(drop=True)
+
+
+def _count(files: dict, frame: pd.DataFrame, key: str) -> None:
+    for name, n in frame["source_file"].value_counts(sort=False).items():
+        files.setdefault(str(name), {"rows": 0, "kept": 0, "duplicates": 0, "joined": 0, "mode": ""})[key] += int(n)
+
+
+def _other_columns(frame: pd.DataFrame, codebook: Codebook | None) -> list[str]:
+    if codebook is not None:
+        return [q.other_column for q in codebook.questions if q.other_choice is not None
+                and q.other_column in frame.columns]
+    return [c for c in frame.columns if c.endswith("_other") and pd.api.types.is_string_dtype(frame[c])]
+
+
+def _fill_other(coded: pd.DataFrame, matched: pd.DataFrame, codebook) -> tuple[pd.DataFrame, int]:
+    """Coded rows get the text rows' `_other` texts; returns the frame and how many rows disagree in codes."""
+    aligned = matched.set_index("platform_id").reindex(coded["platform_id"])
+    coded = coded.copy()
+    for col in _other_columns(coded, codebook):
+        if col in aligned.columns:
+            coded[col] = coded[col].fillna(pd.Series(aligned[col].to_numpy(), index=coded.index))
+    code_cols = [c for c in coded.columns if isinstance(coded[c].dtype, pd.Int64Dtype) and c in aligned.columns]
+    if not code_cols:
+        return coded, 0
+    a = coded[code_cols].to_numpy(dtype=float, na_value=np.nan)
+    b = aligned[code_cols].to_numpy(dtype=float, na_value=np.nan)
+    differ = ((a != b) & ~np.isnan(a) & ~np.isnan(b)).any(axis=1)
+    return coded, int(differ.sum())
+
+
+def _order(frame: pd.DataFrame) -> pd.DataFrame:
+    """序号 order (numeric where possible), stable."""
+    key = pd.to_numeric(frame["platform_id"], errors="coerce")
+    if key.is_monotonic_increasing and key.notna().all():
+        return frame.reset_index(drop=True)
+    order = np.lexsort((np.arange(len(frame)), key.fillna(np.inf).to_numpy()))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def _kept_missing(missings: list[pd.DataFrame], result: pd.DataFrame) -> pd.DataFrame:
+    missing = pd.concat(missings, ignore_index=True) if len(missings) > 1 else missings[0]
+    if missing.empty:
+        return missing.reset_index(drop=True)
+    keep = np.zeros(len(missing), dtype=bool)
+    for name, rows in result.groupby("source_file", sort=False, observed=True)["source_row"]:
+        in_file = (missing["source_file"] == name).to_numpy(dtype=bool, na_value=False)
+        keep |= in_file & missing["source_row"].isin(rows.to_numpy()).to_numpy()
+    # the same file given twice: keep one copy of its reasons
+    out = missing[keep]
+    names = [str(m["source_file"].iloc[0]) for m in missings if len(m)]
+    if len(names) != len(set(names)):
+        out = out.drop_duplicates()
+    return out.reset_index(drop=True)

@@ -1,0 +1,150 @@
+"""Pre/post outcome statistics (CONTRACT §4 `outcomes.csv`): panel, cross-section and activity.
+
+Every outcome indicator is compared between the baseline and each later wave (and the latest wave against
+the one before it), three ways: the same respondents linked by respondent_key (panel, paired tests), new
+respondents against the baseline sample (cross-section, independent tests), and group activities' pre/post
+tests. Multiplicity is explicit: Holm within each service line's family (one family per scope and
+comparison) goes to `p_adjusted`, and Benjamini–Hochberg across every test in the table to `p_bh`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipelines import stats
+from pipelines.codebook import Codebook
+from pipelines.config import Config
+from pipelines.indicators import Outcome, outcomes_for
+
+COLUMNS = ["instrument", "indicator", "scope", "group", "pre_wave", "post_wave", "level", "n_pre", "n_post",
+           "n_pairs", "mean_pre", "mean_post", "diff", "diff_ci_low", "diff_ci_high", "test", "statistic", "df",
+           "p_value", "p_adjusted", "adjust_method", "effect_size_name", "effect_size", "es_ci_low", "es_ci_high",
+           "suppressed"]
+EXTRA = ["service_line", "indicator_id", "family", "p_bh", "label_zh", "label_en"]
+RESULT_FIELDS = ["n_pre", "n_post", "n_pairs", "mean_pre", "mean_post", "diff", "diff_ci_low", "diff_ci_high", "test",
+                 "statistic", "df", "p_value", "effect_size_name", "effect_size", "es_ci_low", "es_ci_high"]
+HOLM = "holm"
+HOLM_NAME = "Holm (family: service line × scope × comparison)"
+
+
+def comparisons(waves: list[str]) -> list[tuple[str, str]]:
+    """Each later wave against the baseline, and the latest against the one before it."""
+    if len(waves) < 2:
+        return []
+    pairs = [(waves[0], w) for w in waves[1:]]
+    if len(waves) > 2:
+        pairs.append((waves[-2], waves[-1]))
+    return pairs
+
+
+def _row(outcome: Outcome, scope: str, group: str, pre: str, post: str, result: dict | None,
+         min_cell: int, n_pre: int, n_post: int, n_pairs) -> dict:
+    row = {"instrument": outcome.instrument, "indicator": outcome.column, "scope": scope, "group": group,
+           "pre_wave": pre, "post_wave": post, "level": outcome.level, "service_line": outcome.service_line,
+           "indicator_id": outcome.indicator, "label_zh": outcome.label_zh, "label_en": outcome.label_en}
+    if result is not None:
+        row.update({k: result.get(k) for k in RESULT_FIELDS})
+    row.setdefault("n_pre", n_pre)
+    row.setdefault("n_post", n_post)
+    row["n_pairs"] = row.get("n_pairs") if scope != "cross_section" else None
+    small = (n_pairs if scope != "cross_section" else min(n_pre, n_post)) or 0
+    row["suppressed"] = bool(small < min_cell or result is None)
+    if row["suppressed"]:
+        for k in RESULT_FIELDS[3:]:
+            if k not in ("test",):
+                row[k] = None
+    return row
+
+
+def _safe(fn, *args, **kwargs) -> dict | None:
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, ZeroDivisionError, FloatingPointError):
+        return None
+
+
+def panel_and_cross(frames: dict[str, pd.DataFrame], book: Codebook, config: Config) -> list[dict]:
+    waves = [w.id for w in config.waves if w.id in frames]
+    min_cell = config.thresholds.min_cell
+    rows = []
+    for outcome in outcomes_for(book, config):
+        for pre_wave, post_wave in comparisons(waves):
+            pre_f, post_f = frames[pre_wave], frames[post_wave]
+            if outcome.column not in pre_f or outcome.column not in post_f:
+                continue
+            pre_v = outcome.values(pre_f)
+            post_v = outcome.values(post_f)
+            linked = _link(pre_f, post_f, pre_v, post_v)
+            n_pairs = int(linked.dropna().shape[0])
+            result = _safe(stats.paired, linked["pre"], linked["post"], level=outcome.level) if n_pairs >= 2 else None
+            rows.append(_row(outcome, "panel", "", pre_wave, post_wave, result, min_cell,
+                             int(linked["pre"].notna().sum()), int(linked["post"].notna().sum()), n_pairs))
+            fresh = ~post_f["respondent_key"].isin(set(pre_f["respondent_key"]) - {""})
+            a, b = pre_v.dropna(), post_v[fresh.to_numpy()].dropna()
+            result = _safe(stats.independent, a, b, level=outcome.level) if min(len(a), len(b)) >= 2 else None
+            rows.append(_row(outcome, "cross_section", "", pre_wave, post_wave, result, min_cell, len(a), len(b), None))
+    return rows
+
+
+def _link(pre_f, post_f, pre_v, post_v) -> pd.DataFrame:
+    left = pd.DataFrame({"key": pre_f["respondent_key"].to_numpy(), "pre": pre_v.to_numpy()})
+    right = pd.DataFrame({"key": post_f["respondent_key"].to_numpy(), "post": post_v.to_numpy()})
+    left = left[left["key"].fillna("") != ""].drop_duplicates("key")
+    right = right[right["key"].fillna("") != ""].drop_duplicates("key")
+    return left.merge(right, on="key", how="inner")[["pre", "post"]].astype(float)
+
+
+def activity_outcomes(frame: pd.DataFrame, book: Codebook, config: Config, wave: str) -> list[dict]:
+    """Each group activity's pre/post test: participants linked by respondent_key within the wave."""
+    phase = book.by_role("phase")
+    activity = next((q for q in book.answer_questions if q.name == "activity_id"), None)
+    if phase is None or activity is None or not len(frame):
+        return []
+    rows = []
+    labels = {c.code: c.label_zh for c in activity.choices}
+    for code in sorted(frame[activity.name].dropna().unique()):
+        group = frame[frame[activity.name] == code]
+        pre_f, post_f = group[group[phase.name] == 1], group[group[phase.name] == 2]
+        for outcome in outcomes_for(book, config):
+            linked = _link(pre_f, post_f, outcome.values(pre_f), outcome.values(post_f))
+            n_pairs = int(linked.dropna().shape[0])
+            result = _safe(stats.paired, linked["pre"], linked["post"], level=outcome.level) if n_pairs >= 2 else None
+            rows.append(_row(outcome, "activity", labels.get(int(code), str(code)), wave, wave, result,
+                             config.thresholds.min_cell, len(pre_f), len(post_f), n_pairs))
+    return rows
+
+
+def adjust(table: pd.DataFrame) -> pd.DataFrame:
+    """Holm within families (→ p_adjusted), Benjamini–Hochberg across all tests (→ p_bh)."""
+    table = table.copy()
+    table["family"] = (table["service_line"].astype(str) + "|" + table["scope"] + "|" + table["group"].astype(str)
+                       + "|" + table["pre_wave"] + "→" + table["post_wave"])
+    table["p_adjusted"] = np.nan
+    table["p_bh"] = np.nan
+    tested = table["p_value"].notna() & ~table["suppressed"].astype(bool)
+    for _, idx in table[tested].groupby("family").groups.items():
+        table.loc[idx, "p_adjusted"] = stats.adjust(table.loc[idx, "p_value"].astype(float).to_numpy(), HOLM)
+    if tested.any():
+        table.loc[tested, "p_bh"] = stats.adjust(table.loc[tested, "p_value"].astype(float).to_numpy(), "fdr_bh")
+    table["adjust_method"] = np.where(tested, HOLM_NAME, "")
+    return table
+
+
+def outcome_table(frames_by_instrument: dict[str, dict[str, pd.DataFrame]], books: dict[str, Codebook],
+                  config: Config) -> pd.DataFrame:
+    rows: list[dict] = []
+    for instrument, frames in sorted(frames_by_instrument.items()):
+        book = books[instrument]
+        if book.population:
+            rows.extend(panel_and_cross(frames, book, config))
+        else:
+            for wave, frame in frames.items():
+                rows.extend(activity_outcomes(frame, book, config, wave))
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS + EXTRA)
+    table = adjust(pd.DataFrame(rows))
+    for col in COLUMNS + EXTRA:
+        if col not in table:
+            table[col] = None
+    return table[COLUMNS + EXTRA].sort_values(["instrument", "scope", "pre_wave", "post_wave", "group", "indicator"],
+                                              kind="stable").reset_index(drop=True)

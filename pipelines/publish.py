@@ -1,0 +1,87 @@
+"""Writing a run's results: data_clean/<wave>/ and reports/<quarter>/, each swapped in whole.
+
+Everything published is deterministic for the same inputs (sorted rows, fixed column order, no clock
+time); run times and versions go to manifest.json, which is the one file meant to differ between runs.
+"""
+from __future__ import annotations
+
+import platform
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines import __version__
+from pipelines.io import staged_directory, write_csv, write_json, write_parquet
+
+TABLE_FILES = ["estimates", "outcomes", "needs_priority", "reliability", "funnel", "composition", "weights",
+               "services", "validation"]
+
+
+def _versions(state) -> dict:
+    import numpy
+    import pyarrow
+
+    return {"tongxing": __version__, "python": platform.python_version(), "pandas": pd.__version__,
+            "numpy": numpy.__version__, "pyarrow": pyarrow.__version__,
+            "questionnaires": {k: b.version for k, b in sorted(state.books.items())}}
+
+
+def write_clean(state, validation: pd.DataFrame) -> list[Path]:
+    written = []
+    for wave in state.waves:
+        tables = {inst: t for (w, inst), t in state.tables.items() if w == wave.id}
+        if not tables:
+            continue
+        target = state.root / "data_clean" / wave.id
+        with staged_directory(target) as stage:
+            logs, exclusions, manifest_tables = [], [], {}
+            for instrument, table in sorted(tables.items()):
+                write_parquet(table.frame, stage / f"{instrument}.parquet")
+                write_json(table.weighted.design, stage / f"{instrument}.design.json")
+                write_parquet(table.clean.missing, stage / f"{instrument}.missing.parquet")
+                logs.append(pd.concat([table.clean.log, table.weighted.log], ignore_index=True)
+                            .assign(instrument=instrument))
+                exclusions.append(table.clean.exclusions.assign(instrument=instrument))
+                manifest_tables[instrument] = {
+                    "inputs": table.files,
+                    "rows": {"read": table.clean.counts["read"], "excluded": table.clean.counts["excluded"],
+                             "kept": table.clean.counts["kept"]},
+                    "funnel": table.clean.funnel[["step", "rule", "rows"]].to_dict("records"),
+                    "weighting": table.weighted.diagnostics,
+                    "weighting_warnings": table.weighted.warnings,
+                    "seconds": {k: round(v, 3) for k, v in table.seconds.items()},
+                }
+            log = pd.concat(logs, ignore_index=True)[["instrument", "response_id", "column", "old", "new", "rule"]]
+            write_csv(log, stage / "cleaning_log.csv")
+            excl = pd.concat(exclusions, ignore_index=True)
+            write_csv(excl[["source_file", "source_row", "instrument", "response_id", "rule", "reason"]],
+                      stage / "exclusions.csv")
+            val = validation[validation["wave"] == wave.id] if len(validation) else validation
+            write_json({"wave": wave.id, "tables": manifest_tables, "versions": _versions(state),
+                        "validation": {"expectations": int(len(val)),
+                                       "failed": int((~val["success"].astype(bool)).sum()) if len(val) else 0}},
+                       stage / "manifest.json")
+        written.append(target)
+    return written
+
+
+def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path, langs) -> Path:
+    write_clean(state, validation)
+    from pipelines.report.builder import ReportContext, publish_quarter, write_index
+
+    target = state.root / "reports" / state.quarter
+    tables = {name: getattr(analysis, name) for name in TABLE_FILES if name != "validation"}
+    tables["validation"] = validation
+    context = ReportContext(
+        config=state.config, books=state.books, quarter=state.quarter, waves=[w.id for w in state.waves],
+        free_text=analysis.free_text, versions={k: b.version for k, b in state.books.items()},
+        langs=tuple(langs), **tables)
+    with staged_directory(target) as stage:
+        publish_quarter(stage, context)
+        if docs_stage.exists():
+            shutil.copytree(docs_stage, stage / "validation", dirs_exist_ok=True)
+        else:
+            (stage / "validation").mkdir(exist_ok=True)
+    write_index(state.root / "reports")
+    return target
