@@ -39,9 +39,11 @@ ALWAYS_PERSONAL = ("ip", "phone", "name")
 # missing, `(空)`) legitimately leave a few required answers empty; more than 5% points at a mapping problem.
 REQUIRED_MOSTLY = 0.95
 REVIEW_SHARE_MAX = 0.10
-HIDDEN, SHOWN, KEY_OK, FLAGGED = "__hidden__", "__shown__", "__respondent_key_ok", "__review_flagged"
+HIDDEN, SHOWN, ANSWERED = "__hidden__", "__shown__", "__answered__"
+KEY_OK, FLAGGED = "__respondent_key_ok", "__review_flagged"
 _HEX_KEY = re.compile(r"^(?:[0-9a-f]{16,})?$")
 _SAMPLE = 5
+_SHOWS_VALUES = ("ExpectColumnValuesToBeInSet", "ExpectColumnValuesToBeBetween", "ExpectColumnValuesToBeUnique")
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,11 @@ def _question_specs(q: Question, book: Codebook, add, compound_ids: list[str]) -
             value_set=[0, 1])
     if q.required:
         where = f" where shown ({q.relevant.expr})" if q.relevant is not None else ""
-        add("required_answered", cols[0], "warning", "ExpectColumnValuesToNotBeNull",
+        grouped = q.type in ("select_multiple", "rank")  # answered = any option chosen / item ranked
+        add("required_answered", q.name if grouped else cols[0], "warning", "ExpectColumnValuesToNotBeNull",
             f"required question answered{where} in at least {REQUIRED_MOSTLY:.0%} of rows",
-            when=SHOWN + q.name if q.relevant is not None else None, mostly=REQUIRED_MOSTLY)
+            when=SHOWN + q.name if q.relevant is not None else None, mostly=REQUIRED_MOSTLY,
+            column=ANSWERED + q.name if grouped else cols[0])
     if q.relevant is not None:
         for col in cols:
             add("skipped_when_hidden", col, "critical", "ExpectColumnValuesToBeNull",
@@ -162,6 +166,10 @@ def _prepare(frame: pd.DataFrame, book: Codebook, specs: list[ExpectationSpec]) 
     flag = frame["review_flag"] if "review_flag" in frame else pd.Series("", index=frame.index)
     out[FLAGGED] = flag.fillna("").astype(str).str.strip().ne("").to_numpy(dtype="float64")
     for q in book.answer_questions:
+        if q.type in ("select_multiple", "rank"):
+            options = [c for c in q.clean_columns()[: len(q.codes)] if c in frame]
+            answered = frame[options].notna().any(axis=1).to_numpy(dtype=bool) if options else False
+            out[ANSWERED + q.name] = np.where(answered, 1.0, np.nan)
         if q.relevant is None:
             continue
         shown = q.relevant.applies(frame).to_numpy(dtype=bool)
@@ -215,7 +223,11 @@ def _custom_expectations() -> dict[str, type]:
 
 
 class _Session:
-    """One ephemeral GX context; one suite, validation definition and checkpoint per instrument."""
+    """One ephemeral GX context with a pandas data source; one suite and batch definition per instrument.
+
+    Batches are validated with `batch.validate(suite)`: a Checkpoint's freshness check re-serialises the
+    suite on every run (~0.7 s per table here) and its actions are not needed — Data Docs are built once,
+    at the end, by `build_data_docs`."""
 
     def __init__(self):
         gx = self.gx = _gx()
@@ -223,43 +235,43 @@ class _Session:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_pandas("clean_tables")
-        self.instruments: dict[str, tuple[list[ExpectationSpec], Any]] = {}
+        self.instruments: dict[str, tuple[list[ExpectationSpec], Any, Any, dict[str, int]]] = {}
         self.results: list[Any] = []
 
-    def checkpoint(self, book: Codebook, config: Config):
+    def suite(self, book: Codebook, config: Config):
         if book.instrument not in self.instruments:
             import great_expectations.expectations as gxe
             from great_expectations.expectations.row_conditions import Column
             specs = build_suite(book, config)
             expectations = []
-            for i, spec in enumerate(specs):
+            for spec in specs:  # notes and meta are added to the results later: they slow every validation
                 cls = _CUSTOM.get(spec.expectation) or getattr(gxe, spec.expectation)
                 extra = {"row_condition": Column(spec.when) == 1} if spec.when else {}
-                expectations.append(cls(**spec.kwargs, **extra, severity=spec.severity, notes=spec.why,
-                                        meta={"spec": i, "rule": spec.name, "clean_column": spec.column}))
+                expectations.append(cls(**spec.kwargs, **extra, severity=spec.severity))
             suite = self.context.suites.add(self.gx.ExpectationSuite(name=book.instrument,
                                                                      expectations=expectations))
-            batch = self.source.add_dataframe_asset(name=book.instrument).add_batch_definition_whole_dataframe(
+            index = {e.id: i for i, e in enumerate(suite.expectations)}
+            batches = self.source.add_dataframe_asset(name=book.instrument).add_batch_definition_whole_dataframe(
                 "whole table")
-            definition = self.context.validation_definitions.add(
-                self.gx.ValidationDefinition(name=book.instrument, data=batch, suite=suite))
-            checkpoint = self.context.checkpoints.add(self.gx.Checkpoint(
-                name=book.instrument, validation_definitions=[definition],
-                result_format={"result_format": "BASIC", "partial_unexpected_count": _SAMPLE}))
-            self.instruments[book.instrument] = (specs, checkpoint)
+            self.instruments[book.instrument] = (specs, suite, batches, index)
         return self.instruments[book.instrument]
 
     def validate(self, frame: pd.DataFrame, book: Codebook, config: Config, wave: str) -> pd.DataFrame:
         from great_expectations.core.run_identifier import RunIdentifier
-        specs, checkpoint = self.checkpoint(book, config)
-        prepared = _prepare(frame, book, specs)
-        outcome = checkpoint.run(batch_parameters={"dataframe": prepared}, run_id=RunIdentifier(run_name=wave))
-        result = next(iter(outcome.run_results.values()))
+        specs, suite, batches, index = self.suite(book, config)
+        batch = batches.get_batch(batch_parameters={"dataframe": _prepare(frame, book, specs)})
+        result = batch.validate(suite, result_format={"result_format": "BASIC",
+                                                      "partial_unexpected_count": _SAMPLE})
+        result.meta["run_id"] = RunIdentifier(run_name=wave)
+        result.meta["wave"], result.meta["instrument"] = wave, book.instrument
         self.results.append(result)
         rows = {}
         for r in result.results:
-            spec = specs[r.expectation_config.meta["spec"]]
-            rows[r.expectation_config.meta["spec"]] = _row(wave, book.instrument, spec, r, frame)
+            i = index[r.expectation_config.id]
+            spec = specs[i]
+            rows[i] = _row(wave, book.instrument, spec, r, frame)
+            r.expectation_config.notes = f"{spec.severity}: {spec.why}"
+            r.expectation_config.meta = {"rule": spec.name, "column": spec.column, "order": i}
         return pd.DataFrame([rows[i] for i in sorted(rows)], columns=VALIDATION_COLUMNS)
 
 
@@ -285,8 +297,7 @@ def _row(wave: str, instrument: str, spec: ExpectationSpec, r, frame: pd.DataFra
         total = res.get("element_count") or 0
         details += f"; {count} of {total} rows unexpected"
         values = res.get("partial_unexpected_list") or []
-        if values and spec.kwargs.get("column") == spec.column and spec.name != "skipped_when_hidden" or \
-                spec.name == "response_id_unique":
+        if values and spec.kwargs.get("column") == spec.column and spec.expectation in _SHOWS_VALUES:
             details += ", e.g. " + ", ".join(_fmt(v) for v in values[:_SAMPLE])
     return {"wave": wave, "instrument": instrument, "expectation": spec.name, "column": column,
             "severity": spec.severity, "success": success,
@@ -348,7 +359,7 @@ def build_data_docs(results: Iterable[Any], out_dir: Path) -> Path:
         entries.append((run.run_name, result.suite_name, bool(result.success), key))
     for name, configs in suites.items():
         suite = gx.ExpectationSuite(name=name)
-        for cfg in sorted(configs, key=lambda c: c.meta["spec"]):
+        for cfg in sorted(configs, key=lambda c: c.meta["order"]):
             suite.add_expectation_configuration(cfg)
         context.expectations_store.add(ExpectationSuiteIdentifier(name), suite)
     context.build_data_docs(site_names=["validation"])
@@ -357,24 +368,31 @@ def build_data_docs(results: Iterable[Any], out_dir: Path) -> Path:
 
 
 _REMOTE = [re.compile(p, re.S | re.I) for p in (
-    r"<script\b[^>]*>.*?</script>", r"<link\b[^>]*href=\"https?://[^>]*>", r"<img\b[^>]*src=\"https?://[^>]*>")]
+    r"<script\b[^>]*>.*?</script>", r"<link\b[^>]*href=\"https?://[^>]*>", r"<img\b[^>]*src=\"https?://[^>]*>",
+    r"<button\b[^>]*clearTableFilters[^>]*>.*?</button>")]
+_JS_TABLE = r"<table\s+id=\"[^\"]*\"\s+class=\"[^\"]*{kind}[^\"]*\"[^>]*data-toggle=\"table\"[^>]*>\s*</table>"
+_STYLE = ("<style>table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
+          "vertical-align:top}.ge-failed-icon:after{content:'✘'}.fa-check-circle:after{content:'✔'}</style>")
 
 
 def _make_offline(out_dir: Path, entries: list) -> None:
-    """GX pages load Bootstrap/jQuery/vega from CDNs and fill the index table with JavaScript: drop every
-    script and remote asset (the pages' content is rendered HTML) and write the index table statically."""
+    """GX pages load Bootstrap/jQuery/vega from CDNs and fill the index tables with JavaScript. Drop every
+    script and remote asset (the pages' content is rendered HTML) and write the index tables statically."""
     for page in out_dir.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         for pattern in _REMOTE:
             text = pattern.sub("", text)
-        text = re.sub(r"url\('https?://[^']*'\)", "none", text)
+        text = re.sub(r"url\('https?://[^']*'\)", "none", text).replace("</head>", _STYLE + "</head>", 1)
         if page == out_dir / "index.html":
             rows = "".join(f"<tr><td>{'✔ passed' if ok else '✘ failed'}</td><td>{html.escape(w)}</td>"
-                           f"<td>{html.escape(i)}</td><td><a href=\"{_page_path(key)}\">results</a></td></tr>"
-                           for w, i, ok, key in entries)
-            table = ("<table class=\"table table-sm\"><thead><tr><th>Status</th><th>Wave</th><th>Instrument</th>"
-                     f"<th>Validation result</th></tr></thead><tbody>{rows}</tbody></table>")
-            text = re.sub(r"<table\s+id=\"[^\"]*\"[^>]*data-toggle=\"table\"[^>]*>\s*</table>", table, text)
+                           f"<td>{html.escape(i)}</td><td><a href=\"{_page_path(key)}\">{html.escape(w)} / "
+                           f"{html.escape(i)}</a></td></tr>" for w, i, ok, key in entries)
+            table = ("<table><thead><tr><th>Status</th><th>Wave</th><th>Instrument</th><th>Validation result</th>"
+                     f"</tr></thead><tbody>{rows}</tbody></table>")
+            text = re.sub(_JS_TABLE.format(kind="validation-results"), lambda m: table, text)
+            suites = "".join(f"<li><a href=\"expectations/{html.escape(name)}.html\">{html.escape(name)}</a></li>"
+                             for name in sorted({i for _, i, _, _ in entries}))
+            text = re.sub(_JS_TABLE.format(kind="expectation_suites"), lambda m: f"<ul>{suites}</ul>", text)
         page.write_text(text, encoding="utf-8")
 
 

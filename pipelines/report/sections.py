@@ -1,28 +1,17 @@
 """Summary, background and baseline, and one section per service line."""
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 
 from pipelines import charts
 from pipelines.report.document import Doc, Table, is_outcome_suppressed, records
-from pipelines.report.text import count, num, number, pct, quarter_dates, short, value
+from pipelines.report.results import expected_share, outcome_table, satisfaction_rows
+from pipelines.report.text import count, number, option_label, pct, quarter_dates, short, value
 
 MEASURES = ("activities", "attendances", "people")
 
 
 # ---------------------------------------------------------------- summary (the first screen)
-def expected_share(doc: Doc) -> float | None:
-    p = doc.ctx.config.project
-    start, end = p.get("service_start"), p.get("service_end")
-    _, q_end = quarter_dates(doc.ctx.config, doc.quarter)
-    if not (isinstance(start, dt.date) and isinstance(end, dt.date) and q_end):
-        return None
-    elapsed = (dt.date.fromisoformat(q_end) - start).days + 1
-    return max(0.0, min(1.0, elapsed / ((end - start).days + 1)))
-
-
 def output_totals(doc: Doc) -> dict | None:
     """Cumulative outputs summed over the lines whose counts may be shown, against their targets."""
     svc = doc.tables["services"]
@@ -35,26 +24,6 @@ def output_totals(doc: Doc) -> dict | None:
         out[m] = ok[m].sum()
         out[f"target_{m}"] = ok[f"target_{m}"].sum()
         out[f"share_{m}"] = out[m] / out[f"target_{m}"] if out[f"target_{m}"] else None
-    return out
-
-
-def satisfaction_rows(doc: Doc, wave: str) -> list[dict]:
-    """Per satisfaction item and instrument: top-two-box share (levels scored in the top two) and n."""
-    est = doc.tables["estimates"]
-    rows = est[(est["wave"] == wave) & (est["group_var"] == "") & (est["stat"] == "proportion")]
-    out = []
-    for (inst, ind), grp in rows.groupby(["instrument", "indicator"], sort=False):
-        book = doc.book(inst)
-        if book is None or ind not in book or not book[ind].satisfaction or not book[ind].choices:
-            continue
-        q = book[ind]
-        top = {str(c.code) for c in sorted(q.choices, key=lambda c: c.score)[-2:]}
-        recs = records(grp)
-        sup = any(charts.is_suppressed(r, doc.min_cell) for r in recs)
-        share = None if sup else sum(number(r["estimate"]) or 0 for r in recs if r["level"] in top)
-        n = max((number(r["n"]) or 0 for r in recs), default=0)
-        out.append({"instrument": inst, "indicator": ind, "service_line": q.service_line, "share": share,
-                    "n": n, "suppressed": sup, "label": doc.label(recs[0]), "rows": grp})
     return out
 
 
@@ -180,7 +149,6 @@ def baseline_needs(doc: Doc) -> list[dict]:
                           & est["indicator"].str.startswith(stems[0] + "__") & (est["stat"] == "proportion")]
         by_compound = by_compound.assign(option_label_zh=by_compound["label_zh"], option_label_en=by_compound["label_en"])
         if not by_compound.empty:
-            from pipelines.report.text import option_label
             for lang in ("zh", "en"):
                 by_compound[f"option_label_{lang}"] = [option_label(doc.book(i), c, lang) for i, c in
                                                        zip(by_compound["instrument"], by_compound["indicator"])]
@@ -247,7 +215,6 @@ def service_line(doc: Doc, line) -> list[dict]:
                               share_columns=doc.share_columns)
         recs = [r for r in records(latest) if not is_outcome_suppressed(r)]
         better = sum(doc.improved(r) == 1 for r in recs)
-        from pipelines.report.results import outcome_table
         blocks.append(doc.chart(T("line.dumbbell_title", line=doc.line(line.id)),
                                 T("line.dumbbell_takeaway", n=len(recs), improved=better), fig,
                                 outcome_table(doc, latest)))
@@ -334,8 +301,8 @@ def _likert_charts(doc: Doc, line) -> list[dict]:
                 T("line.likert_takeaway", item=best[0], share=pct(best[1]), low_item=worst[0], low_share=pct(worst[1]))
         table_rows = [[doc.label(r), r[f"level_label_{doc.lang}"], doc.est_text(r), doc.ci_text(r),
                        doc.n_text(r["n"], charts.is_suppressed(r, doc.min_cell))] for r in records(cells)]
-        table = Table("", [T("line.col_indicator"), T("satisfaction.col_item") if False else "",
-                           T("line.col_estimate"), T("line.col_ci"), T("line.col_n")], table_rows,
+        table = Table("", [T("line.col_indicator"), T("line.col_answer"), T("line.col_estimate"), T("line.col_ci"),
+                           T("line.col_n")], table_rows,
                       [False, False, True, True, True])
         title = T("line.likert_title", line=doc.line(line.id), stem=short(stem).rstrip("？?。"),
                   instrument=doc.inst(inst), wave=doc.wave(doc.quarter, True))

@@ -1,0 +1,129 @@
+"""Render the funders' report (one self-contained HTML file per language), publish a quarter, and index them.
+
+The HTML embeds plotly.js once and nothing else from outside: no CDN, no web font, no network address.
+plotly.js carries URL strings of its own (SVG namespace identifiers, map-tile servers for map traces this
+report never draws, licence comments); `plotly_js()` writes their `://` as `:\\/\\/`, which is the same
+string to JavaScript, so the file text holds no "http://" or "https://" at all. A Content-Security-Policy
+meta tag additionally forbids every fetch. The same context always renders to the same bytes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import cache
+from pathlib import Path
+
+import jinja2
+from plotly.offline import get_plotlyjs
+
+from pipelines.report import results, sections
+from pipelines.report.context import ReportContext, prepare
+from pipelines.report.document import Doc
+from pipelines.report.tables import workbook_bytes, write_atomic, write_csvs
+from pipelines.report.text import LANGS, Strings, quarter_dates
+
+TEMPLATES = Path(__file__).with_name("templates")
+REPORT_FILES = {"zh": "report.html", "en": "report.en.html"}
+QUARTER_DIR = re.compile(r"^\d{4}Q[1-4]$")
+
+
+@cache
+def plotly_js() -> str:
+    """plotly.js with every `scheme://` in its strings and comments written `scheme:\\/\\/` (same value)."""
+    js = re.sub(r"(?i)\b(https?|wss?|ftp)://", lambda m: m.group(1) + ":\\/\\/", get_plotlyjs())
+    if re.search(r"(?i)(https?|wss?|ftp)://", js) or "</script" in js.lower():
+        raise RuntimeError("plotly.js could not be made network-free for inlining")
+    return js
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
+
+
+def _sections(doc: Doc) -> list[dict]:
+    T = doc.T
+    lines = []
+    for i, line in enumerate(doc.ctx.config.service_lines, start=1):
+        lines.append(doc.sub(f"3.{i} {doc.line(line.id)}", f"line-{line.id}"))
+        lines += sections.service_line(doc, line)
+    parts = [("background", T("background.heading"), sections.background(doc)),
+             ("lines", T("lines.heading"), [doc.para(T("lines.intro"))] + lines),
+             ("outputs", T("outputs.heading"), results.outputs(doc)),
+             ("outcomes", T("outcomes.heading"), results.outcomes(doc)),
+             ("satisfaction", T("satisfaction.heading"), results.satisfaction(doc)),
+             ("methods", T("methods.heading"), results.methods(doc)),
+             ("appendix", T("appendix.heading"), results.appendix(doc))]
+    return [{"id": sid, "number": n, "title": title, "blocks": blocks}
+            for n, (sid, title, blocks) in enumerate(parts, start=2)]
+
+
+def render(ctx: ReportContext, tables: dict, lang: str) -> str:
+    doc = Doc(ctx, tables, lang)
+    T = doc.T
+    summary = sections.summary(doc)
+    body = _sections(doc)
+    p = ctx.config.project
+    return _env().get_template("report.html.j2").render(
+        T=T, lang=lang, title=p.get(f"name_{lang}") or p.get("name_zh", ""),
+        kind=T("meta.report_kind"), quarter_label=doc.wave(doc.quarter), summary=summary, sections=body,
+        sup_text=doc.sup, min_cell=doc.min_cell, plotly_js=plotly_js(), n_charts=doc.n_charts,
+        other_lang_file=T("meta.other_file"), other_lang_label=T("meta.other_lang"))
+
+
+def build_report(context: ReportContext, lang: str) -> str:
+    """The report for one quarter in one language ("zh" or "en"), as HTML text."""
+    if lang not in LANGS:
+        raise ValueError(f"language {lang!r}: use one of {', '.join(LANGS)}")
+    return render(context, prepare(context), lang)
+
+
+def publish_quarter(out_dir: Path, context: ReportContext) -> list[Path]:
+    """Write report.html, report.en.html, tables/*.csv and tables/appendix.xlsx under `out_dir`.
+
+    Each file is written beside its target and renamed over it. `validation/` (the Data Docs) is left to
+    the validate stage.
+    """
+    out_dir = Path(out_dir)
+    tables = prepare(context)
+    written = [write_atomic(out_dir / REPORT_FILES[lang], render(context, tables, lang).encode("utf-8"))
+               for lang in LANGS]
+    written += write_csvs(out_dir / "tables", tables)
+    _, end = quarter_dates(context.config, context.quarter)
+    created = dt.date.fromisoformat(end) if end else None
+    written.append(write_atomic(out_dir / "tables" / "appendix.xlsx",
+                                workbook_bytes(tables, context.quarter, created, context.min_cell)))
+    return written
+
+
+def quarter_entry(context: ReportContext) -> dict:
+    """What reports/index.html says about a quarter (pass a list of these to `write_index`)."""
+    start, end = quarter_dates(context.config, context.quarter)
+    try:
+        w = context.config.wave(context.quarter)
+        zh, en = w.label_zh, w.label_en
+    except Exception:  # noqa: BLE001 - a quarter that is not a configured wave keeps its id
+        zh = en = context.quarter
+    return {"quarter": context.quarter, "label_zh": zh, "label_en": en, "start": start, "end": end}
+
+
+def write_index(reports_dir: Path, quarters: list[dict]) -> Path:
+    """reports/index.html: every published quarter (those given, plus every `YYYYQn/` folder holding a
+    report), newest first, with links to both languages and the tables."""
+    reports_dir = Path(reports_dir)
+    entries = {str(q["quarter"]): dict(q) for q in quarters}
+    if reports_dir.is_dir():
+        for d in reports_dir.iterdir():
+            if d.is_dir() and QUARTER_DIR.match(d.name) and (d / REPORT_FILES["zh"]).exists():
+                entries.setdefault(d.name, {"quarter": d.name})
+    rows = []
+    for q in sorted(entries, reverse=True):
+        e = entries[q]
+        rows.append({"quarter": q, "label_zh": e.get("label_zh") or q, "label_en": e.get("label_en") or q,
+                     "period": f"{e['start']} – {e['end']}" if e.get("start") and e.get("end") else "",
+                     "zh": f"{q}/{REPORT_FILES['zh']}", "en": f"{q}/{REPORT_FILES['en']}",
+                     "xlsx": f"{q}/tables/appendix.xlsx", "tables": f"{q}/tables/"})
+    html = _env().get_template("index.html.j2").render(zh=Strings("zh"), en=Strings("en"), rows=rows)
+    return write_atomic(reports_dir / "index.html", html.encode("utf-8"))

@@ -1,0 +1,124 @@
+"""The published tables: `tables/<name>.csv` (UTF-8 with BOM) and `tables/appendix.xlsx`.
+
+Both are written from the prepared (suppressed) tables, deterministically: fixed column order, integers as
+integers, fixed workbook properties (created = the quarter's last day) so the same inputs give the same
+bytes. Text cells that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) get a leading apostrophe
+in the CSVs, and the workbook writes every string as a string (no formulas, no hyperlinks).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xlsxwriter
+
+from pipelines.report.context import ESTIMATE_NUMBERS, OUTCOME_NUMBERS, TABLE_COLUMNS, TABLES
+from pipelines.report.text import Strings, load_strings
+
+INTEGER_COLUMNS = {"n", "n_pre", "n_post", "n_pairs", "step", "rows", "sample_n", "iterations", "activities",
+                   "attendances", "people", "target_activities", "target_attendances", "target_people",
+                   "unexpected_count", "rank"}
+SUPPRESSIBLE = {"estimates": ESTIMATE_NUMBERS, "needs_priority": ["estimate", "ci_low", "ci_high"],
+                "outcomes": OUTCOME_NUMBERS, "composition": ["sample_share", "weighted_share"],
+                "services": ["attendances", "people", "completion_attendances", "completion_people"]}
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write beside the target, then rename over it: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def _defuse(value):
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def for_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if col in INTEGER_COLUMNS:
+            out[col] = out[col].round().astype("Int64")
+        elif out[col].dtype == object:
+            out[col] = out[col].map(_defuse)
+    return out
+
+
+def csv_bytes(name: str, frame: pd.DataFrame) -> bytes:
+    text = for_output(name, frame).to_csv(index=False, lineterminator="\n")
+    return b"\xef\xbb\xbf" + text.encode("utf-8")
+
+
+def write_csvs(folder: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
+    return [write_atomic(folder / f"{name}.csv", csv_bytes(name, tables[name])) for name in TABLES]
+
+
+def _definitions() -> list[tuple[str, str, str, str]]:
+    cols = load_strings().get("columns", {})
+    rows = []
+    for name in TABLES:
+        for col in TABLE_COLUMNS[name]:
+            entry = cols.get(f"{name}__{col}") or cols.get(col) or {"zh": "", "en": ""}
+            rows.append((name, col, entry["zh"], entry["en"]))
+    return rows
+
+
+def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.date | None, min_cell: int) -> bytes:
+    zh, en = Strings("zh"), Strings("en")
+    marker = f"{zh('definitions.suppressed_marker', min_cell=min_cell)} / " \
+             f"{en('definitions.suppressed_marker', min_cell=min_cell)}"
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+                                        "strings_to_numbers": False, "nan_inf_to_errors": False})
+    stamp = dt.datetime.combine(created or dt.date(2000, 1, 1), dt.time(0, 0))
+    book.set_properties({"title": f"筑梦“童”行 {quarter} appendix", "subject": "tables of the quarterly report",
+                         "author": "tongxing", "company": "", "created": stamp, "comments": ""})
+    head = book.add_format({"bold": True, "bg_color": "#E8EEF4", "text_wrap": True, "valign": "top"})
+    wrap = book.add_format({"text_wrap": True, "valign": "top"})
+    grey = book.add_format({"font_color": "#7A7A7A", "italic": True})
+    sheet = book.add_worksheet(f"{zh('definitions.sheet')} {en('definitions.sheet')}")
+    header = [f"{zh('definitions.col_table')} {en('definitions.col_table')}",
+              f"{zh('definitions.col_column')} {en('definitions.col_column')}",
+              zh("definitions.col_meaning"), en("definitions.col_meaning")]
+    sheet.write_row(0, 0, header, head)
+    for i, row in enumerate(_definitions(), start=1):
+        sheet.write_row(i, 0, row, wrap)
+    sheet.write(len(_definitions()) + 2, 0, marker, grey)
+    for col, width in enumerate((16, 22, 48, 60)):
+        sheet.set_column(col, col, width)
+    sheet.freeze_panes(1, 0)
+    for name in TABLES:
+        frame = for_output(name, tables[name])
+        ws = book.add_worksheet(name)
+        ws.write_row(0, 0, list(frame.columns), head)
+        blank_when_suppressed = set(SUPPRESSIBLE.get(name, []))
+        has_flag = "suppressed" in frame.columns
+        for r, rec in enumerate(frame.itertuples(index=False), start=1):
+            row = dict(zip(frame.columns, rec))
+            suppressed = bool(row.get("suppressed")) if has_flag else False
+            for c, (col, value) in enumerate(zip(frame.columns, rec)):
+                if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+                    if suppressed and col in blank_when_suppressed:
+                        ws.write_string(r, c, marker, grey)
+                    continue
+                if isinstance(value, (bool, np.bool_)):
+                    ws.write_boolean(r, c, bool(value))
+                elif isinstance(value, (int, float, np.integer, np.floating)):
+                    ws.write_number(r, c, float(value))
+                else:
+                    ws.write_string(r, c, str(value))
+        ws.freeze_panes(1, 0)
+        ws.autofilter(0, 0, max(1, len(frame)), max(0, len(frame.columns) - 1))
+        ws.set_column(0, max(0, len(frame.columns) - 1), 14)
+    book.close()
+    return buffer.getvalue()
