@@ -21,7 +21,6 @@ from typing import Any, Mapping
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 FONT = '"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif'
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
@@ -67,7 +66,7 @@ def wrap(value: Any, width: int = 12, lines: int = 3) -> str:
     """Escaped text broken into short lines with <br> (CJK by character, other scripts by word)."""
     raw = "" if value is None else str(value)
     if " " in raw.strip() and not any("\u4e00" <= ch <= "\u9fff" for ch in raw):
-        width = int(width * 1.9)
+        width = int(width * 2.1)
         out, line = [], ""
         for word in raw.split():
             if line and len(line) + 1 + len(word) > width:
@@ -166,16 +165,54 @@ def _level_str(level: Any) -> str:
     return str(int(v)) if v is not None and v.is_integer() else str(level)
 
 
+# ---------------------------------------------------------------- rows with their label above (phone-friendly)
+LINE_PX, BAR_PX = 19, 22
+
+
+def _rows_layout(titles: list[str], bar: int = BAR_PX, gap: int = 14) -> tuple[list[float], list[dict], int]:
+    """y centres (in pixels from the top), label annotations above each row, and the total height."""
+    y, centres, notes = 0, [], []
+    for title in titles:
+        notes.append(dict(x=0, xref="paper", y=y, yref="y", text=title, xanchor="left", yanchor="top",
+                          showarrow=False, align="left", font=dict(size=12), bgcolor="rgba(255,255,255,0.9)"))
+        y += (title.count("<br>") + 1) * LINE_PX + 8
+        centres.append(y + bar / 2)
+        y += bar + gap
+    return centres, notes, max(y, 1)
+
+
+def _legend_rows(names: list[str], width: int = 340) -> int:
+    """How many rows a horizontal legend of these names takes on a phone (greedy packing estimate)."""
+    rows, used = 1, 0
+    for name in names:
+        px = 44 + sum(13 if "\u2e80" <= ch <= "\uffef" else 7 for ch in name)
+        if used and used + px > width:
+            rows, used = rows + 1, 0
+        used += px
+    return rows
+
+
+def _rows_figure(total: int, notes: list[dict], legend_rows: int = 0, **layout: Any) -> go.Figure:
+    """A figure whose plot area is exactly `total` pixels high, so one y unit is one pixel."""
+    top = 10 + legend_rows * 24
+    fig = _figure(total + top + 34, margin=dict(l=6, r=10, t=top, b=34), annotations=notes,
+                  legend=dict(orientation="h", x=0, xanchor="left", y=1, yanchor="bottom", traceorder="normal"),
+                  yaxis=dict(range=[total, 0], showticklabels=False, showgrid=False, zeroline=False,
+                             automargin=False), **layout)
+    return fig
+
+
 # ---------------------------------------------------------------- 1. Likert items: diverging stacked bars
 def likert_bars(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *, min_cell: int = 5,
                 item_label: str = "label") -> go.Figure:
-    """One bar per item (rows of `indicator`), its answer shares split around the neutral point."""
+    """One bar per item (rows of `indicator`), its answer shares split around the neutral point; the
+    lower half of the scale to the left of zero, the upper half to the right, a neutral option halved."""
     rows = _rows(estimates)
     items = list(dict.fromkeys(str(r["indicator"]) for r in rows))
     levels = sorted({_level_str(r["level"]) for r in rows}, key=_level_key)
     k = len(levels)
     n_neg, neutral = k // 2, (levels[k // 2] if k % 2 else None)
-    level_label = {lv: _level_str(lv) for lv in levels}
+    level_label = {lv: lv for lv in levels}
     item_text, item_n, item_sup, cells = {}, {}, {}, {}
     for r in rows:
         item, lv = str(r["indicator"]), _level_str(r["level"])
@@ -186,37 +223,37 @@ def likert_bars(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *
         if not sup:
             item_n[item] = max(item_n.get(item, 0), _num(r.get("n")) or 0)
         cells[(item, lv)] = r
-    ys = [wrap(item_text[i], 14) for i in items]
-    fig = _figure(110 + 46 * len(items), barmode="relative", bargap=0.35,
-                  xaxis=dict(range=[-100, 100], tickvals=[-100, -50, 0, 50, 100],
-                             ticktext=["100%", "50%", "0", "50%", "100%"], zeroline=True, zerolinecolor="#888"),
-                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=ys))
+    centres, notes, total = _rows_layout([wrap(item_text[i], 24, 3) for i in items])
+    fig = _rows_figure(total, notes, legend_rows=_legend_rows([level_label[lv] for lv in levels]),
+                       barmode="relative",
+                       xaxis=dict(range=[-100, 100], tickvals=[-100, -50, 0, 50, 100],
+                                  ticktext=["100%", "50%", "0", "50%", "100%"], zeroline=True,
+                                  zerolinecolor="#888888"))
 
     def colour(i: int) -> str:
         if i < n_neg:
-            return NEGATIVE[: n_neg][i] if n_neg <= 3 else NEGATIVE[min(i, 2)]
+            return NEGATIVE[min(i, 2)]
         if neutral is not None and i == n_neg:
             return NEUTRAL
-        j = k - 1 - i
-        return POSITIVE[j] if j < 3 else POSITIVE[2]
+        return POSITIVE[min(k - 1 - i, 2)]
 
-    def trace(lv: str, i: int, factor: float, name_shown: bool) -> go.Bar:
+    def trace(lv: str, i: int, factor: float, shown: bool) -> go.Bar:
         xs, hv = [], []
         for item in items:
             r = cells.get((item, lv))
-            value = None if r is None or item_sup[item] else _num(r.get("estimate"))
-            xs.append(None if value is None else round(value * 100 * factor, 6))
-            hv.append(hover(f"{item_text[item]} · {level_label[lv]}", lang, value,
+            v = None if r is None or item_sup[item] else _num(r.get("estimate"))
+            xs.append(None if v is None else round(v * 100 * factor, 6))
+            hv.append(hover(f"{item_text[item]} · {level_label[lv]}", lang, v,
                             r.get("ci_low") if r else None, r.get("ci_high") if r else None,
                             item_n.get(item), share=True, suppressed=item_sup[item], min_cell=min_cell))
-        return go.Bar(x=xs, y=ys, orientation="h", name=wrap(level_label[lv], 10, 2), legendgroup=lv,
-                      showlegend=name_shown, legendrank=i, marker=dict(color=colour(i)),
+        return go.Bar(x=xs, y=centres, width=BAR_PX, orientation="h", name=esc(level_label[lv]), legendgroup=lv,
+                      showlegend=shown, legendrank=i, marker=dict(color=colour(i), line=dict(width=0)),
                       hovertext=hv, hoverinfo="text")
 
     order: list[tuple[str, int, float, bool]] = []
-    if neutral is not None:
+    if neutral is not None:   # the neutral option straddles zero: half on each side
         order += [(neutral, n_neg, -0.5, True), (neutral, n_neg, 0.5, False)]
-    for step in range(max(n_neg, k - n_neg)):
+    for step in range(max(n_neg, k - n_neg)):   # then outwards, so the strongest answers sit at the ends
         if step < n_neg:
             order.append((levels[n_neg - 1 - step], n_neg - 1 - step, -1.0, True))
         i = n_neg + (1 if neutral is not None else 0) + step
@@ -224,9 +261,9 @@ def likert_bars(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *
             order.append((levels[i], i, 1.0, True))
     for lv, i, factor, shown in order:
         fig.add_trace(trace(lv, i, factor, shown))
-    for item, y in zip(items, ys):
+    for item, y in zip(items, centres):
         if item_sup[item]:
-            _suppressed_note(fig, lang, min_cell, -95, y)
+            _suppressed_note(fig, lang, min_cell, -98, y)
     return fig
 
 
@@ -279,13 +316,13 @@ def need_heatmap(cells: pd.DataFrame, labels: Mapping[str, str], lang: str, *, m
     rows = _rows(cells)
     needs = list(dict.fromkeys(label_of(r, lang, labels, "option_label") for r in rows))
     groups = list(dict.fromkeys(str(r["group"]) for r in rows))
-    xs = [wrap(labels.get(f"compound:{g}", g), 5, 2) for g in groups]
+    xs = [wrap(labels.get(f"compound:{g}", g), 2, 3) for g in groups]
     ys = [wrap(o, 9, 2) for o in needs]
     z = [[None] * len(groups) for _ in needs]
     tx = [[""] * len(groups) for _ in needs]
     hv = [[""] * len(groups) for _ in needs]
-    fig = _figure(140 + 46 * len(needs), xaxis=dict(side="top", tickangle=0),
-                  yaxis=dict(autorange="reversed"))
+    fig = _figure(120 + 44 * len(needs), xaxis=dict(side="top", tickangle=0, tickfont=dict(size=11)),
+                  yaxis=dict(autorange="reversed", tickfont=dict(size=12)))
     for r in rows:
         i, j = needs.index(label_of(r, lang, labels, "option_label")), groups.index(str(r["group"]))
         sup = is_suppressed(r, min_cell)
@@ -296,9 +333,9 @@ def need_heatmap(cells: pd.DataFrame, labels: Mapping[str, str], lang: str, *, m
         hv[i][j] = hover(f"{labels.get('compound:' + str(r['group']), r['group'])} · {needs[i]}", lang, v,
                          r.get("ci_low"), r.get("ci_high"), r.get("n"), share=True, suppressed=sup,
                          min_cell=min_cell)
-    fig.add_trace(go.Heatmap(z=z, x=xs, y=ys, text=tx, texttemplate="%{text}", hovertext=hv,
-                             hoverinfo="text", colorscale=SEQUENTIAL, zmin=0, zmax=100, xgap=2, ygap=2,
-                             hoverongaps=True, colorbar=dict(ticksuffix="%", thickness=10, len=0.8)))
+    fig.add_trace(go.Heatmap(z=z, x=xs, y=ys, text=tx, texttemplate="%{text}", textfont=dict(size=11),
+                             hovertext=hv, hoverinfo="text", colorscale=SEQUENTIAL, zmin=0, zmax=100, xgap=2,
+                             ygap=2, hoverongaps=True, showscale=False))
     return fig
 
 
@@ -333,14 +370,17 @@ def composition_bars(composition: pd.DataFrame, labels: Mapping[str, str], lang:
 
 # ---------------------------------------------------------------- 5. data-quality funnel
 def funnel_chart(funnel: pd.DataFrame, labels: Mapping[str, str], lang: str) -> go.Figure:
-    """Rows remaining after each cleaning rule, one funnel per instrument (read → … → kept)."""
+    """Rows remaining after each cleaning rule (read → − rule … → kept), grouped bars per instrument."""
     rows = _rows(funnel)
     steps = list(dict.fromkeys(str(r["rule"]) for r in sorted(rows, key=lambda r: _num(r.get("step")) or 0)))
     steps = [s for s in steps if s not in ("read", "kept")]
-    names = [wrap(labels.get(f"rule:{s}", s), 12, 2) for s in ["read", *steps, "kept"]]
-    fig = _figure(int(140 + 30 * len(names) * (1 + len({r['instrument'] for r in rows})) / 1.5),
-                  funnelmode="group", yaxis=dict(categoryorder="array", categoryarray=names))
-    for inst in dict.fromkeys(r["instrument"] for r in rows):
+    names = [wrap(labels.get("rule:read", "read"), 10, 2)] + \
+        [wrap("− " + labels.get(f"rule:{s}", s), 10, 2) for s in steps] + [wrap(labels.get("rule:kept", "kept"), 10, 2)]
+    insts = list(dict.fromkeys(r["instrument"] for r in rows))
+    fig = _figure(90 + len(names) * (14 + 16 * max(1, len(insts))), barmode="group", bargap=0.25,
+                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=names),
+                  xaxis=dict(rangemode="tozero"), legend=dict(traceorder="normal"))
+    for inst in insts:
         sub = {str(r["rule"]): _num(r.get("rows")) or 0 for r in rows if r["instrument"] == inst}
         remaining = sub.get("read", 0)
         values, hv = [remaining], [hover(labels.get("rule:read", "read"), lang, n=remaining)]
@@ -350,13 +390,12 @@ def funnel_chart(funnel: pd.DataFrame, labels: Mapping[str, str], lang: str) -> 
             values.append(remaining)
             hv.append(hover(labels.get(f"rule:{s}", s), lang, n=remaining,
                             extra=[text("removed", lang, n=f"{int(removed):,}")]))
-        kept = sub.get("kept", remaining)
-        values.append(kept)
-        hv.append(hover(labels.get("rule:kept", "kept"), lang, n=kept))
-        fig.add_trace(go.Funnel(y=names, x=values, name=esc(labels.get(f"instrument:{inst}", inst)),
-                                marker=dict(color=INSTRUMENT_COLOURS.get(str(inst), PALETTE[4])),
-                                textinfo="value", hovertext=hv, hoverinfo="text",
-                                connector=dict(line=dict(color="#CCCCCC", width=1))))
+        values.append(sub.get("kept", remaining))
+        hv.append(hover(labels.get("rule:kept", "kept"), lang, n=values[-1]))
+        fig.add_trace(go.Bar(y=names, x=values, orientation="h", name=esc(labels.get(f"instrument:{inst}", inst)),
+                             marker=dict(color=INSTRUMENT_COLOURS.get(str(inst), PALETTE[4])),
+                             text=[f"{int(v):,}" for v in values], textposition="outside", cliponaxis=False,
+                             textfont=dict(size=11), hovertext=hv, hoverinfo="text"))
     return fig
 
 
@@ -365,22 +404,22 @@ def forest_plot(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *,
                 alpha: float = 0.05) -> go.Figure:
     """Effect size and its CI per comparison; filled markers where the adjusted p is under alpha."""
     rows = _rows(outcomes)
-    cats = [wrap(f"{label_of(r, lang, labels)} · {labels.get('scope:' + str(r.get('scope')), r.get('scope'))}",
-                 16, 2) for r in rows]
-    fig = _figure(110 + 44 * len(rows), xaxis=dict(zeroline=True, zerolinecolor="#888", zerolinewidth=1),
-                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=cats), showlegend=True)
+    titles = [wrap(f"{label_of(r, lang, labels)} · {labels.get('scope:' + str(r.get('scope')), r.get('scope'))}"
+                   + (f" · {r.get('group')}" if r.get("group") else ""), 24, 2) for r in rows]
+    centres, notes, total = _rows_layout(titles, bar=14, gap=10)
+    fig = _rows_figure(total, notes, legend_rows=_legend_rows([text("significant", lang),
+                                                               text("not_significant", lang)]),
+                       xaxis=dict(zeroline=True, zerolinecolor="#888888", zerolinewidth=1))
     for significant in (True, False):
         xs, ys, plus, minus, hv = [], [], [], [], []
-        for r, cat in zip(rows, cats):
-            if _sup_outcome(r, min_cell):
-                continue
+        for r, y in zip(rows, centres):
             es, p = _num(r.get("effect_size")), _num(r.get("p_adjusted"))
             p = _num(r.get("p_value")) if p is None else p
-            if es is None or (p is not None and p < alpha) != significant:
+            if _sup_outcome(r, min_cell) or es is None or (p is not None and p < alpha) != significant:
                 continue
             lo, hi = _num(r.get("es_ci_low")), _num(r.get("es_ci_high"))
             xs.append(es)
-            ys.append(cat)
+            ys.append(y)
             plus.append(None if hi is None else hi - es)
             minus.append(None if lo is None else es - lo)
             hv.append(hover(label_of(r, lang, labels), lang, es, lo, hi, r.get("n_pairs") or r.get("n_post"),
@@ -390,11 +429,11 @@ def forest_plot(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *,
             x=xs, y=ys, mode="markers", name=esc(text("significant" if significant else "not_significant", lang)),
             marker=dict(size=10, color=POSITIVE[0], symbol="circle" if significant else "circle-open",
                         line=dict(width=2, color=POSITIVE[0])),
-            error_x=dict(type="data", array=plus, arrayminus=minus, color="#555", thickness=1.5),
+            error_x=dict(type="data", array=plus, arrayminus=minus, color="#555555", thickness=1.5, width=4),
             hovertext=hv, hoverinfo="text"))
-    for r, cat in zip(rows, cats):
+    for r, y in zip(rows, centres):
         if _sup_outcome(r, min_cell):
-            _suppressed_note(fig, lang, min_cell, 0, cat)
+            _suppressed_note(fig, lang, min_cell, 0.0, y, xref="paper")
     return fig
 
 
@@ -407,46 +446,79 @@ def _sup_outcome(r: Mapping[str, Any], min_cell: int) -> bool:
     return bool(flag) and str(flag).lower() not in ("false", "0", "") or small
 
 
+# ---------------------------------------------------------------- small multiples (one panel per row)
+def _panels(n: int, titles: list[str], panel: int, gap: int = 46, top: int = 30, bottom: int = 40,
+            **layout: Any) -> tuple[dict, list[tuple[str, str]]]:
+    """A layout of `n` stacked panels with their own axes and a title above each (fixed pixel sizes)."""
+    n = max(1, n)
+    height = top + bottom + n * panel + (n - 1) * gap
+    axes, refs, annotations = {}, [], []
+    for i in range(n):
+        hi = 1 - (top + i * (panel + gap)) / height
+        lo = hi - panel / height
+        sx = "" if i == 0 else str(i + 1)
+        axes[f"xaxis{sx}"] = dict(domain=[0, 1], anchor=f"y{sx}")
+        axes[f"yaxis{sx}"] = dict(domain=[max(0.0, lo), min(1.0, hi)], anchor=f"x{sx}")
+        refs.append((f"x{sx}", f"y{sx}"))
+        if i < len(titles):
+            annotations.append(dict(text=titles[i], x=0, xref="paper", y=hi, yref="paper", xanchor="left",
+                                    yanchor="bottom", showarrow=False, font=dict(size=12), align="left"))
+    return dict(template=THEME, height=height, annotations=annotations, **axes, **layout), refs
+
+
+def _note(text_: str, x: Any, y: Any, xref: str, yref: str, short: bool) -> dict:
+    return dict(x=x, y=y, xref=xref, yref=yref, text=text_, showarrow=False,
+                xanchor="center" if short else "left", font=dict(size=11, color=SUPPRESSED_GREY),
+                bgcolor="rgba(255,255,255,0.85)")
+
+
 # ---------------------------------------------------------------- 7. pre → post dumbbells
 def dumbbell(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *, min_cell: int = 5,
-             share_columns: frozenset[str] = frozenset()) -> go.Figure:
-    """One small panel per indicator (each on its own scale): pre mean → post mean."""
+             share_columns: frozenset[str] = frozenset(),
+             ranges: Mapping[str, tuple[float, float]] | None = None) -> go.Figure:
+    """One small panel per indicator: pre mean → post mean, each on its indicator's full scale
+    (`ranges[indicator]` = the lowest and highest possible score), so a small change looks small."""
     rows = _rows(outcomes)
-    titles = [wrap(f"{label_of(r, lang, labels)} · {labels.get('scope:' + str(r.get('scope')), r.get('scope'))}",
-                   26, 2) for r in rows]
-    fig = make_subplots(rows=max(1, len(rows)), cols=1, subplot_titles=titles or None,
-                        vertical_spacing=min(0.12, 0.5 / max(1, len(rows))))
-    fig.update_layout(template=THEME, height=70 + 92 * max(1, len(rows)), showlegend=True)
-    fig.update_annotations(font=dict(size=12), xanchor="left", x=0)
-    for i, r in enumerate(rows, start=1):
+    titles = [wrap(f"{label_of(r, lang, labels)} · {labels.get('scope:' + str(r.get('scope')), r.get('scope'))}"
+                   + (f" · {r.get('group')}" if r.get("group") else ""), 26, 2) for r in rows]
+    lines = max([t.count("<br>") + 1 for t in titles] or [1])
+    layout, refs = _panels(len(rows), titles, panel=30, gap=30 + LINE_PX * lines, top=8 + LINE_PX * lines,
+                           bottom=64, showlegend=True, legend=dict(y=0, yanchor="bottom", yref="container"))
+    traces, notes = [], list(layout["annotations"])
+    for i, (r, (xr, yr)) in enumerate(zip(rows, refs)):
         share = str(r.get("indicator")) in share_columns or str(r.get("level")) == "binary"
         scale = 100 if share else 1
-        fig.update_yaxes(showticklabels=False, row=i, col=1)
+        layout["yaxis" + xr[1:]].update(showticklabels=False, showgrid=False, range=[-1, 1])
+        bounds = (0.0, 1.0) if share else (ranges or {}).get(str(r.get("indicator")))
+        if bounds is not None:
+            pad = (bounds[1] - bounds[0]) * 0.03
+            layout["xaxis" + xr[1:]].update(range=[(bounds[0] - pad) * scale, (bounds[1] + pad) * scale])
         if share:
-            fig.update_xaxes(ticksuffix="%", row=i, col=1)
+            layout["xaxis" + xr[1:]].update(ticksuffix="%")
         if _sup_outcome(r, min_cell):
-            fig.add_trace(go.Scatter(x=[None], y=[0], showlegend=False, hoverinfo="skip"), row=i, col=1)
-            _suppressed_note(fig, lang, min_cell, 0.02, 0.5, xref=f"x{i if i > 1 else ''} domain",
-                             yref=f"y{i if i > 1 else ''} domain")
+            layout["xaxis" + xr[1:]].update(showticklabels=False)
+            notes.append(_note(esc(text("suppressed", lang, min_cell=min_cell)), 0.01, 0.5, f"{xr} domain",
+                               f"{yr} domain", False))
+            traces.append(go.Scatter(x=[None], y=[0], xaxis=xr, yaxis=yr, showlegend=False, hoverinfo="skip"))
             continue
         pre, post = _num(r.get("mean_pre")), _num(r.get("mean_post"))
         pre_w = labels.get(f"wave_short:{r.get('pre_wave')}", str(r.get("pre_wave")))
         post_w = labels.get(f"wave_short:{r.get('post_wave')}", str(r.get("post_wave")))
-        fig.add_trace(go.Scatter(x=[None if pre is None else pre * scale, None if post is None else post * scale],
-                                 y=[0, 0], mode="lines", line=dict(color="#AAAAAA", width=4),
-                                 showlegend=False, hoverinfo="skip"), row=i, col=1)
-        for key, value, wave, n, colour, first in (
-                ("pre", pre, pre_w, r.get("n_pre"), NEGATIVE[1], i == 1),
-                ("post", post, post_w, r.get("n_post"), POSITIVE[0], i == 1)):
+        traces.append(go.Scatter(x=[None if pre is None else pre * scale, None if post is None else post * scale],
+                                 y=[0, 0], xaxis=xr, yaxis=yr, mode="lines", line=dict(color="#AAAAAA", width=4),
+                                 showlegend=False, hoverinfo="skip"))
+        for key, v, wave, n, colour in (("pre", pre, pre_w, r.get("n_pre"), NEGATIVE[1]),
+                                        ("post", post, post_w, r.get("n_post"), POSITIVE[0])):
             extra = [f"{text('diff_ci', lang)}: {fmt(r.get('diff'), share)} "
                      f"({fmt(r.get('diff_ci_low'), share)} – {fmt(r.get('diff_ci_high'), share)})"] if key == "post" else []
-            fig.add_trace(go.Scatter(
-                x=[None if value is None else value * scale], y=[0], mode="markers",
-                name=esc(text(key, lang)), legendgroup=key, showlegend=first,
+            traces.append(go.Scatter(
+                x=[None if v is None else v * scale], y=[0], xaxis=xr, yaxis=yr, mode="markers",
+                name=esc(text(key, lang)), legendgroup=key, showlegend=i == 0,
                 marker=dict(size=13, color=colour, line=dict(color="#FFFFFF", width=1)),
-                hovertext=[hover(f"{label_of(r, lang, labels)} · {wave}", lang, value, n=n, share=share,
-                                 extra=extra)], hoverinfo="text"), row=i, col=1)
-    return fig
+                hovertext=[hover(f"{label_of(r, lang, labels)} · {wave}", lang, v, n=n, share=share, extra=extra)],
+                hoverinfo="text"))
+    layout["annotations"] = notes
+    return go.Figure(data=traces, layout=layout)
 
 
 # ---------------------------------------------------------------- 8. quarterly trend lines with CI bands
@@ -454,48 +526,50 @@ def trend_lines(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *
                 min_cell: int = 5, share_columns: frozenset[str] = frozenset()) -> go.Figure:
     """One panel per (instrument, indicator): the estimate by wave with its CI as a band."""
     rows = _rows(estimates)
-    series = list(dict.fromkeys((str(r["instrument"]), str(r["indicator"])) for r in rows))
+    series: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        series.setdefault((str(r["instrument"]), str(r["indicator"])), []).append(r)
     titles = []
-    for inst, ind in series:
-        first = next(r for r in rows if str(r["instrument"]) == inst and str(r["indicator"]) == ind)
-        titles.append(wrap(f"{label_of(first, lang, labels)}（{labels.get('instrument:' + inst, inst)}）"
-                           if lang == "zh" else
-                           f"{label_of(first, lang, labels)} ({labels.get('instrument:' + inst, inst)})", 26, 2))
+    for (inst, _), recs in series.items():
+        who = labels.get(f"instrument:{inst}", inst)
+        name = label_of(recs[0], lang, labels)
+        titles.append(wrap(f"{name}（{who}）" if lang == "zh" else f"{name} ({who})", 26, 2))
     xs = [labels.get(f"wave_short:{w}", w) for w in waves]
-    fig = make_subplots(rows=max(1, len(series)), cols=1, subplot_titles=titles or None, shared_xaxes=False,
-                        vertical_spacing=min(0.1, 0.45 / max(1, len(series))))
-    fig.update_layout(template=THEME, height=60 + 190 * max(1, len(series)), showlegend=False)
-    fig.update_annotations(font=dict(size=12), xanchor="left", x=0)
-    for i, (inst, ind) in enumerate(series, start=1):
-        share = ind in share_columns or any(str(r.get("stat")) == "proportion" for r in rows
-                                            if str(r["indicator"]) == ind)
+    lines = max([t.count("<br>") + 1 for t in titles] or [1])
+    layout, refs = _panels(len(series), titles, panel=120, gap=30 + LINE_PX * lines, top=8 + LINE_PX * lines,
+                           bottom=30, showlegend=False)
+    traces, notes = [], list(layout["annotations"])
+    for ((inst, ind), recs), title, (xr, yr) in zip(series.items(), titles, refs):
+        share = ind in share_columns or any(str(r.get("stat")) == "proportion" for r in recs)
         scale = 100 if share else 1
-        by_wave = {str(r["wave"]): r for r in rows if str(r["instrument"]) == inst and str(r["indicator"]) == ind}
+        by_wave = {str(r["wave"]): r for r in recs}
         ys, lo, hi, hv = [], [], [], []
         colour = INSTRUMENT_COLOURS.get(inst, PALETTE[0])
         for w, x in zip(waves, xs):
             r = by_wave.get(w)
             sup = r is not None and is_suppressed(r, min_cell)
             v = None if r is None or sup else _num(r.get("estimate"))
+            a, b = (_num(r.get("ci_low")), _num(r.get("ci_high"))) if r is not None and v is not None else (None, None)
             ys.append(None if v is None else v * scale)
-            lo.append(None if v is None or _num(r.get("ci_low")) is None else _num(r.get("ci_low")) * scale)
-            hi.append(None if v is None or _num(r.get("ci_high")) is None else _num(r.get("ci_high")) * scale)
-            hv.append(hover(f"{titles[i - 1].replace('<br>', '')} · {x}", lang, v, r.get("ci_low") if r else None,
-                            r.get("ci_high") if r else None, r.get("n") if r else None, share=share,
-                            suppressed=sup, min_cell=min_cell))
+            lo.append(None if a is None else a * scale)
+            hi.append(None if b is None else b * scale)
+            hv.append(hover(f"{title.replace('<br>', '')} · {x}", lang, v, a, b, r.get("n") if r else None,
+                            share=share, suppressed=sup, min_cell=min_cell))
             if sup:
-                _suppressed_note(fig, lang, min_cell, x, 0.08, xref=f"x{i if i > 1 else ''}",
-                                 yref=f"y{i if i > 1 else ''} domain", short=True)
+                notes.append(_note(esc(text("suppressed_short", lang, min_cell=min_cell)), x, 0.12, xr,
+                                   f"{yr} domain", True))
         band_x, band_y = _band(xs, lo, hi)
-        fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", mode="lines", line=dict(width=0),
-                                 fillcolor=_rgba(colour, 0.18), hoverinfo="skip", showlegend=False), row=i, col=1)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", connectgaps=False, line=dict(color=colour),
-                                 marker=dict(size=8, color=colour), hovertext=hv, hoverinfo="text",
-                                 name=esc(labels.get(f"instrument:{inst}", inst))), row=i, col=1)
-        fig.update_xaxes(type="category", categoryorder="array", categoryarray=xs, row=i, col=1)
+        traces.append(go.Scatter(x=band_x, y=band_y, xaxis=xr, yaxis=yr, fill="toself", mode="lines",
+                                 line=dict(width=0), fillcolor=_rgba(colour, 0.18), hoverinfo="skip",
+                                 showlegend=False))
+        traces.append(go.Scatter(x=xs, y=ys, xaxis=xr, yaxis=yr, mode="lines+markers", connectgaps=False,
+                                 line=dict(color=colour), marker=dict(size=8, color=colour), hovertext=hv,
+                                 hoverinfo="text", name=esc(labels.get(f"instrument:{inst}", inst))))
+        layout["xaxis" + xr[1:]].update(type="category", categoryorder="array", categoryarray=xs, range=[-0.4, len(xs) - 0.6])
         if share:
-            fig.update_yaxes(ticksuffix="%", row=i, col=1)
-    return fig
+            layout["yaxis" + xr[1:]].update(ticksuffix="%")
+    layout["annotations"] = notes
+    return go.Figure(data=traces, layout=layout)
 
 
 def _band(xs: list, lo: list, hi: list) -> tuple[list, list]:
@@ -529,7 +603,8 @@ def wellbeing_bands(estimates: pd.DataFrame, labels: Mapping[str, str], lang: st
     shown = [w for w in waves if w in by_wave]
     ys = [labels.get(f"wave_short:{w}", w) for w in shown]
     fig = _figure(130 + 40 * len(ys), barmode="stack", xaxis=dict(range=[0, 100], ticksuffix="%"),
-                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=ys))
+                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=ys),
+                  legend=dict(traceorder="normal"))
     for key, colour, flip in (("band_low", NEGATIVE[0], False), ("band_ok", POSITIVE[1], True)):
         xs, hv = [], []
         for w, y in zip(shown, ys):

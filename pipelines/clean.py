@@ -268,7 +268,10 @@ def _duplicates(df, book, config, exclude) -> None:
     first_id = first_id[~first_id.index.duplicated()]
     exclude(exact, "duplicate", "与答卷 " + signature.map(first_id).astype(str) + " 完全相同（重复提交）")
     keyed = (df["respondent_key"].fillna("") != "") & ~exact
-    groups = df.loc[keyed].groupby("respondent_key")
+    phase = book.by_role("phase")
+    # an activity's pre and post tests are the same person twice by design: a duplicate is within a phase
+    by = ["respondent_key", phase.name] if phase is not None and phase.name in df else ["respondent_key"]
+    groups = df.loc[keyed].groupby(by)
     limit = config.thresholds.near_duplicate_max_diff
     for _, idx in groups.groups.items():
         if len(idx) < 2:

@@ -68,20 +68,21 @@ def write_clean(state, validation: pd.DataFrame) -> list[Path]:
 
 def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path, langs) -> Path:
     write_clean(state, validation)
-    from pipelines.report.builder import ReportContext, publish_quarter, write_index
+    from pipelines.report.builder import ReportContext, publish_quarter, quarter_entry, write_index
 
     target = state.root / "reports" / state.quarter
-    tables = {name: getattr(analysis, name) for name in TABLE_FILES if name != "validation"}
-    tables["validation"] = validation
+    tables = {name: getattr(analysis, name) for name in TABLE_FILES if name not in ("validation", "reliability")}
     context = ReportContext(
         config=state.config, books=state.books, quarter=state.quarter, waves=[w.id for w in state.waves],
         free_text=analysis.free_text, versions={k: b.version for k, b in state.books.items()},
-        langs=tuple(langs), **tables)
+        validation=validation, **tables)
     with staged_directory(target) as stage:
         publish_quarter(stage, context)
+        if len(analysis.reliability):
+            write_csv(analysis.reliability, stage / "tables" / "reliability.csv")
         if docs_stage.exists():
             shutil.copytree(docs_stage, stage / "validation", dirs_exist_ok=True)
         else:
             (stage / "validation").mkdir(exist_ok=True)
-    write_index(state.root / "reports")
+    write_index(state.root / "reports", [quarter_entry(context)])
     return target

@@ -36,14 +36,14 @@ def test_normalise_examples():
 
 
 @given(st.text())
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_normalise_is_idempotent(text):
     once = normalise_header(text)
     assert normalise_header(once) == once
 
 
 @given(st.text(alphabet=st.sampled_from(list("的年龄 （）()【】多选题*必答？?：: \u3000\t")), max_size=30))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_normalise_is_idempotent_on_tag_like_text(text):
     once = normalise_header(text)
     assert normalise_header(once) == once
@@ -79,7 +79,7 @@ _other = st.one_of(st.none(), _plain, st.builds(lambda a, b, c: f"{a}〖{b}〗{c
 
 
 @given(st.lists(st.tuples(_label, _other), min_size=1, max_size=6))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_split_multi_round_trip(options):
     assert split_multi(join_multi(options)) == options
 

@@ -231,6 +231,13 @@ def test_csv_variants(tmp_path):
     assert list(table.columns) == ["序号", "名字"] and table.iloc[:, 1].tolist() == ["张三", "李四"]
     (tmp_path / "b.csv").write_text("序号\t名字\n1\tNA\n", encoding="utf-16")
     assert read_table(tmp_path / "b.csv").iloc[0].tolist() == ["1", "NA"]
+    (tmp_path / "c.csv").write_text("序号,名字,电话\n1,张三\n\n,,\n3,王五,13812345678\n", encoding="utf-8")
+    table = read_table(tmp_path / "c.csv")  # a short row (pandas fallback), an empty row skipped
+    assert table.values.tolist() == [["1", "张三", ""], ["3", "王五", "13812345678"]]
+    assert table.index.tolist() == [1, 3]
+    (tmp_path / "d.csv").write_text("序号,名字\n1,张三,多余,多余\n", encoding="utf-8")
+    with pytest.raises(InputError, match="d.csv"):
+        read_table(tmp_path / "d.csv")
 
 
 def test_columns_reordered(tmp_path, book):
@@ -399,6 +406,7 @@ def test_unknown_option_text(tmp_path, book):
     table.to_csv(tmp_path / "u2_按文本.csv", index=False)
     message = _error(read_wjx, tmp_path / "u2_按文本.csv", book)
     assert "u2_按文本.csv" in message and "男孩" in message and "gender" in message and "renamed option?" in message
+    assert "row 4" in message
 
 
 def test_unknown_code_and_not_wjx(tmp_path, book):
@@ -442,9 +450,9 @@ def test_real_questionnaires_round_trip(tmp_path, instrument):
     if not path.exists():
         pytest.skip(f"{path} not built yet")
     real = load_codebook(path)
-    frame = synthetic(real, n=40)
+    frame = synthetic(real, n=25)
     for mode, fmt, encoding in WRITES:
-        out = write_wjx(frame, real, tmp_path / wjx_filename(1, mode, real.title, 40, fmt), mode=mode, fmt=fmt,
+        out = write_wjx(frame, real, tmp_path / wjx_filename(1, mode, real.title, 25, fmt), mode=mode, fmt=fmt,
                         encoding=encoding)
         got, _, info = read_wjx(out, real, tmp_path)
         assert info["unmatched"] == [] and info["absent"] == []
@@ -495,3 +503,67 @@ def synthetic(book, n: int, seed: int = 5) -> pd.DataFrame:
 def test_zip_is_xlsx(tmp_path, book):
     path = write_wjx(make_frame(book, n=5), book, tmp_path / "z.xlsx")
     assert zipfile.is_zipfile(path)
+
+
+def test_numeric_cells_and_score_mode(tmp_path, book):
+    """Real 按序号 workbooks hold number cells; 按分数 with default scores reads like 按序号."""
+    frame = make_frame(book, n=30)
+    path = write_wjx(frame, book, tmp_path / "n_按序号.csv", mode="coded", fmt="csv")
+    base, base_missing, _ = read_wjx(path, book)
+    table = read_table(path)
+    wb = Workbook()
+    ws = wb.active
+    ws.append(list(table.columns))
+    for row in table.itertuples(index=False):
+        ws.append([int(v) if v.lstrip("-").isdigit() and len(v) < 6 else v for v in row])
+    wb.save(tmp_path / "n2_按序号.xlsx")
+    got, missing, info = read_wjx(tmp_path / "n2_按序号.xlsx", book)
+    assert info["mode"] == "coded"
+    compare(got.drop(columns="source_file"), base.drop(columns="source_file"))
+    assert missing["reason"].tolist() == base_missing["reason"].tolist()
+    shutil.copy(path, tmp_path / "n3_按分数.csv")
+    got, _, info = read_wjx(tmp_path / "n3_按分数.csv", book)
+    assert info["mode"] == "score"
+    compare(got.drop(columns="source_file"), base.drop(columns="source_file"))
+
+
+def test_merge_reports_conflicts(tmp_path, book):
+    frame = make_frame(book, n=20)
+    coded = write_wjx(frame, book, tmp_path / "a_按序号.csv", mode="coded", fmt="csv")
+    changed = frame.copy()
+    changed.loc[0:4, "gender"] = 3 - changed.loc[0:4, "gender"]
+    changed["girls_club"] = pd.array([pd.NA] * len(changed), dtype="Int64")  # keep skip logic consistent
+    text = write_wjx(changed, book, tmp_path / "b_按文本.csv", mode="text", fmt="csv")
+    got, _, info = merge_downloads([read_wjx(coded, book, tmp_path), read_wjx(text, book, tmp_path)], book)
+    assert info["conflicts"] >= 5 and info["joined"] == 20 and len(got) == 20
+    assert got["gender"].tolist() == frame["gender"].tolist()  # the coded download's codes win
+
+
+def test_coded_blank_cells_and_unknown_values(tmp_path, book):
+    frame = make_frame(book, n=20)
+    path = write_wjx(frame, book, tmp_path / "e_按序号.csv", mode="coded", fmt="csv")
+    base, base_missing, _ = read_wjx(path, book)
+    table = read_table(path)
+    blank_rows = base.index[base["needs__1"].isna()]
+    needs = [c for c in table.columns if c.startswith("3(")]
+    table.loc[table.index[blank_rows], needs] = ""  # an unanswered multi-select as empty cells, not 0s
+    table.to_csv(tmp_path / "e2_按序号.csv", index=False)
+    got, missing, _ = read_wjx(tmp_path / "e2_按序号.csv", book)
+    compare(got.drop(columns="source_file"), base.drop(columns="source_file"))
+    assert missing["reason"].tolist() == base_missing["reason"].tolist()
+    table.loc[table.index[2], needs[0]] = "7"
+    table.to_csv(tmp_path / "e3_按序号.csv", index=False)
+    message = _error(read_wjx, tmp_path / "e3_按序号.csv", book)
+    assert "e3_按序号.csv" in message and "row 3" in message and "3(运动)" in message
+
+
+def test_times_and_durations():
+    from pipelines.ingest.tables import parse_duration, parse_times
+
+    times = parse_times(np.array(["2024/07/05 14:22:55", "2024-07-05 14:22:56", "2024/7/5 9:03:01", "", "x"],
+                                 dtype=object))
+    assert [str(t)[:19] for t in times[:3]] == ["2024-07-05T14:22:55", "2024-07-05T14:22:56", "2024-07-05T09:03:01"]
+    assert np.isnat(times[3]) and np.isnat(times[4])
+    got = parse_duration(np.array(["136秒", "2分16秒", "136", "1小时", "", "abc"], dtype=object))
+    np.testing.assert_array_equal(got[:4], [136.0, 136.0, 136.0, 3600.0])
+    assert np.isnan(got[4:]).all()

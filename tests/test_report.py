@@ -102,11 +102,18 @@ def synthetic_tables(quarter: str = "2025Q4", seed: int = 7) -> dict[str, pd.Dat
                     continue
                 d = float(rng.normal(0.25, 0.2))
                 p = float(min(1.0, abs(rng.normal(0.02, 0.05))))
+                scale = next((s for s in book.scales.values() if s.score_column == o.column), None)
+                if o.level == "binary" or (scale and all(book[i].correct is not None for i in scale.items)):
+                    m0, change = 0.35, d * 0.2
+                elif scale is not None and scale.multiplier > 1:
+                    m0, change = 52.0, d * 12
+                else:
+                    m0, change = 3.1, d * 0.6
                 outs.append({"instrument": inst, "indicator": o.column, "scope": scope, "group": "",
                              "pre_wave": base, "post_wave": post, "level": o.level, "n_pre": size,
                              "n_post": size - 100, "n_pairs": 140 if scope == "panel" else np.nan,
-                             "mean_pre": 3.1, "mean_post": 3.1 + d * 0.6, "diff": d * 0.6,
-                             "diff_ci_low": d * 0.6 - 0.2, "diff_ci_high": d * 0.6 + 0.2,
+                             "mean_pre": m0, "mean_post": m0 + change, "diff": change,
+                             "diff_ci_low": change * 0.5, "diff_ci_high": change * 1.5,
                              "test": "paired_t" if scope == "panel" else "welch_t", "statistic": 3.2, "df": 139,
                              "p_value": p / 2, "p_adjusted": p, "adjust_method": "holm",
                              "effect_size_name": "cohen_dz" if scope == "panel" else "cohen_d", "effect_size": d,
@@ -131,6 +138,13 @@ def synthetic_tables(quarter: str = "2025Q4", seed: int = 7) -> dict[str, pd.Dat
             svc.append({"wave": wave, "service_line": line.id, "activities": max(1, out["activities"] // 5),
                         "attendances": 3 if line.vulnerable and t == 0 else out["attendances"] // 5 + 7 * t,
                         "people": 3 if line.vulnerable and t == 0 else out["people"] // 4 + t})
+    for line in config.service_lines:   # the year so far, as the analysis writes it (people counted once)
+        mine = [r for r in svc if r["service_line"] == line.id]
+        if mine:
+            svc.append({"wave": "cumulative", "service_line": line.id,
+                        "activities": sum(r["activities"] for r in mine),
+                        "attendances": sum(r["attendances"] for r in mine),
+                        "people": int(max(r["people"] for r in mine) * (1 + 0.25 * (len(mine) - 1)))})
     funnel, comp, weights, validation = [], [], [], []
     for wave in waves:
         for inst, size in (("parent", 320), ("child", 260), ("community", 410)):
@@ -156,6 +170,9 @@ def synthetic_tables(quarter: str = "2025Q4", seed: int = 7) -> dict[str, pd.Dat
                                    "column": col, "severity": "critical" if j == 0 else "warning",
                                    "success": j != 2, "unexpected_count": 0 if j != 2 else 3,
                                    "details": XSS[3] if j == 2 else ""})
+    rel = [{"wave": wave, "instrument": inst, "scale": sid, "label_zh": sc.label_zh, "label_en": sc.label_en,
+            "alpha": 0.78, "ci_low": 0.72, "ci_high": 0.83, "n": 3 if sid == "voice" else 180, "k": len(sc.items)}
+           for wave in waves for inst in ("parent", "child", "community") for sid, sc in books[inst].scales.items()]
     free = [{"wave": quarter, "instrument": "parent", "text": XSS[0]},
             {"wave": quarter, "instrument": "community", "text": XSS[1]},
             {"wave": quarter, "instrument": "child", "text": "希望广场多一些适合小朋友的活动！\n周末也开放就好了。"},
@@ -163,6 +180,7 @@ def synthetic_tables(quarter: str = "2025Q4", seed: int = 7) -> dict[str, pd.Dat
     return {"estimates": frame, "outcomes": pd.DataFrame(outs), "funnel": pd.DataFrame(funnel),
             "composition": pd.DataFrame(comp), "weights": pd.DataFrame(weights), "services": pd.DataFrame(svc),
             "validation": pd.DataFrame(validation), "needs_priority": pd.DataFrame(needs),
+            "reliability": pd.DataFrame(rel),
             "free_text": pd.DataFrame(free)}
 
 
@@ -181,15 +199,16 @@ def context() -> ReportContext:
 
 
 @pytest.fixture(scope="module")
-def reports(context) -> dict[str, str]:
-    return {lang: build_report(context, lang) for lang in LANGS}
-
-
-@pytest.fixture(scope="module")
 def published(tmp_path_factory, context) -> Path:
     out = tmp_path_factory.mktemp("reports") / "2025Q4"
     publish_quarter(out, context)
     return out
+
+
+@pytest.fixture(scope="module")
+def reports(published) -> dict[str, str]:
+    return {lang: (published / name).read_text(encoding="utf-8")
+            for lang, name in (("zh", "report.html"), ("en", "report.en.html"))}
 
 
 def _figures(html: str) -> dict[str, dict]:
@@ -208,8 +227,7 @@ def test_strings_have_both_languages():
     for section, entries in load_strings().items():
         for key, entry in entries.items():
             assert set(entry) == {"zh", "en"}, f"{section}.{key}"
-            assert re.findall(r"{(\w+)}", entry["zh"]) == [] or \
-                sorted(set(re.findall(r"{(\w+)}", entry["zh"]))) == sorted(set(re.findall(r"{(\w+)}", entry["en"]))), \
+            assert set(re.findall(r"{(\w+)}", entry["zh"])) == set(re.findall(r"{(\w+)}", entry["en"])), \
                 f"{section}.{key}: placeholders differ"
 
 
@@ -285,6 +303,8 @@ def test_vulnerable_small_counts_never_shown(reports, published):
     rights = svc[(svc["service_line"] == "rights") & (svc["wave"] == "2024Q4")]
     assert rights["people"].iloc[0] == "" and rights["attendances"].iloc[0] == "" and rights["suppressed"].iloc[0] == "True"
     assert not (svc[["attendances", "people"]].isin(["1", "2", "3", "4"])).any().any()
+    rel = pd.read_csv(published / "tables" / "reliability.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert (rel.loc[rel["n"] == "3", "alpha"] == "").all() and (rel.loc[rel["n"] == "3", "suppressed"] == "True").all()
     comp = pd.read_csv(published / "tables" / "composition.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
     small = comp[comp["sample_n"] == "4"]
     assert (small["sample_share"] == "").all() and (small["suppressed"] == "True").all()
@@ -297,7 +317,7 @@ def test_published_files_and_csv_encoding(published):
     names = sorted(p.relative_to(published).as_posix() for p in published.rglob("*") if p.is_file())
     assert "report.html" in names and "report.en.html" in names and "tables/appendix.xlsx" in names
     for table in ("estimates", "outcomes", "funnel", "composition", "weights", "services", "validation",
-                  "needs_priority"):
+                  "needs_priority", "reliability"):
         raw = (published / "tables" / f"{table}.csv").read_bytes()
         assert raw.startswith(b"\xef\xbb\xbf"), table
     est = pd.read_csv(published / "tables" / "estimates.csv", encoding="utf-8-sig")
@@ -313,13 +333,22 @@ def test_published_files_and_csv_encoding(published):
                 "http://schemas.", "").replace("http://purl.org", "").replace("http://www.w3.org", "")), name
 
 
-def test_identical_bytes_on_rebuild(tmp_path, context):
-    a, b = tmp_path / "a" / "2025Q4", tmp_path / "b" / "2025Q4"
-    publish_quarter(a, context)
-    publish_quarter(b, synthetic_context())
-    for path in sorted(a.rglob("*")):
-        if path.is_file():
-            assert path.read_bytes() == (b / path.relative_to(a)).read_bytes(), path.name
+def test_identical_bytes_on_rebuild(tmp_path, published):
+    again = tmp_path / "2025Q4"
+    publish_quarter(again, synthetic_context())     # a fresh context built from the same inputs
+    files = sorted(p.relative_to(published) for p in published.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for rel in files:
+        assert (published / rel).read_bytes() == (again / rel).read_bytes(), rel
+    assert build_report(synthetic_context(), "en").encode("utf-8") == (published / "report.en.html").read_bytes()
+
+
+def test_cumulative_people_are_never_summed_over_quarters():
+    """Without the analysis's cumulative rows, unique people cannot be added up across quarters."""
+    ctx = synthetic_context()
+    quarterly = ctx.services[ctx.services["wave"] != "cumulative"]
+    html = build_report(synthetic_context(services=quarterly), "en")
+    assert "People served so far" not in html and "Activities held so far" in html
 
 
 def test_empty_tables_still_build():

@@ -11,6 +11,7 @@ and as blank otherwise. The same input always gives the same bytes.
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from pathlib import Path
 
@@ -70,9 +71,10 @@ def write_wjx(frame: pd.DataFrame, codebook: Codebook, path: str | Path, mode: s
     headers, cols = wjx_table(frame, codebook, mode)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        table = pd.DataFrame({i: c for i, c in enumerate(cols)})
-        table.columns = headers
-        table.to_csv(path, index=False, encoding=encoding, lineterminator="\r\n")
+        with open(path, "w", encoding=encoding, newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\r\n")
+            writer.writerow(headers)
+            writer.writerows(zip(*cols))
     elif fmt == "xlsx":
         _write_xlsx(path, headers, cols)
     else:
@@ -105,27 +107,49 @@ def _write_xlsx(path: Path, headers: list[str], cols: list[np.ndarray]) -> None:
 
 # ------------------------------------------------------------------------------------------ columns
 
+def _filled(n: int, value) -> np.ndarray:
+    """np.full(n, value, dtype=object) without its slow object path."""
+    out = np.empty(n, dtype=object)
+    out[:] = value
+    return out
+
+
 def _strings(values, n: int) -> np.ndarray:
-    out = np.full(n, "", dtype=object)
+    """Any column → object array of str, "" where missing."""
+    out = _filled(n, "")
     if values is None:
         return out
     s = pd.Series(values).reset_index(drop=True)
+    if isinstance(s.dtype, pd.StringDtype) or s.dtype == object:
+        arr = s.to_numpy(dtype=object, na_value=None)
+        mask = pd.notna(arr)
+        out[mask] = arr[mask]
+        if pd.api.types.infer_dtype(out[mask], skipna=False) not in ("string", "empty"):
+            out[mask] = [str(v) for v in out[mask]]
+        return out
     mask = s.notna().to_numpy()
-    out[mask] = s[mask].astype(str).to_numpy()
+    out[mask] = s[mask].astype(str).to_numpy(dtype=object)
     return out
 
 
 def _meta(frame: pd.DataFrame) -> list[np.ndarray]:
     n = len(frame)
-    ids = frame["platform_id"] if "platform_id" in frame else pd.Series(np.arange(1, n + 1))
-    seq = np.array([int(v) if str(v).isdigit() else ("" if pd.isna(v) else str(v)) for v in ids], dtype=object)
-    when = pd.to_datetime(frame["submitted_at"]) if "submitted_at" in frame else pd.Series(pd.NaT, index=range(n))
-    submitted = _strings(when.dt.strftime("%Y/%m/%d %H:%M:%S"), n)
+    ids = _strings(frame["platform_id"], n) if "platform_id" in frame else np.arange(1, n + 1).astype(str).astype(object)
+    numeric = pd.to_numeric(pd.Series(ids), errors="coerce")
+    seq = ids.copy()
+    whole = (numeric.notna() & (numeric == numeric.round())).to_numpy()
+    seq[whole] = numeric[whole].astype(np.int64).to_numpy().astype(object)
+    submitted = _filled(n, "")
+    if "submitted_at" in frame:
+        when = pd.to_datetime(frame["submitted_at"]).to_numpy(dtype="datetime64[s]")
+        known = ~np.isnat(when)
+        text = np.datetime_as_string(when[known], unit="s")
+        submitted[known] = np.char.replace(np.char.replace(text, "-", "/"), "T", " ").astype(object)
+    took = _filled(n, "")
     if "duration_s" in frame:
-        secs = pd.to_numeric(frame["duration_s"], errors="coerce").round()
-        took = _strings(secs.map(lambda v: f"{int(v)}秒", na_action="ignore"), n)
-    else:
-        took = np.full(n, "", dtype=object)
+        secs = pd.to_numeric(frame["duration_s"], errors="coerce").round().to_numpy(dtype=float)
+        known = ~np.isnan(secs)
+        took[known] = np.char.add(secs[known].astype(np.int64).astype(str), "秒").astype(object)
     channel = _strings(frame.get("channel"), n)
     parts = pd.Series(channel).str.split("/", n=1, expand=True).reindex(columns=[0, 1]).fillna("")
     return [seq, submitted, took, parts[0].to_numpy(dtype=object), parts[1].to_numpy(dtype=object),
@@ -141,7 +165,24 @@ def _missing(shown: np.ndarray, mode: str) -> np.ndarray:
 def _codes(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame:
         return pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    return pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    col = frame[column]
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return col.astype("Int64")
+    return pd.to_numeric(col, errors="coerce").astype("Int64")
+
+
+def _lookup(codes: pd.Series, texts: dict[int, str]) -> np.ndarray:
+    """Code → text through an index array; codes without a text are written as the number."""
+    values = codes.to_numpy(dtype=float, na_value=np.nan)
+    known = ~np.isnan(values)
+    ints = np.where(known, values, 0).astype(np.int64)
+    top = max([0, *texts, int(ints.max(initial=0))])
+    lut = np.array([texts.get(i, str(i)) for i in range(top + 1)], dtype=object)
+    out = _filled(len(values), "")
+    inside = known & (ints >= 0)
+    out[inside] = lut[ints[inside]]
+    out[known & (ints < 0)] = ints[known & (ints < 0)].astype(str).astype(object)
+    return out
 
 
 def _with_other(texts: np.ndarray, is_other: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -156,7 +197,7 @@ def _other_text(frame: pd.DataFrame, q: Question) -> tuple[np.ndarray, np.ndarra
     """(text, known) of the `<name>_other` column; known is False where it is missing."""
     n = len(frame)
     if q.other_column not in frame:
-        return np.full(n, "", dtype=object), np.zeros(n, dtype=bool)
+        return _filled(n, ""), np.zeros(n, dtype=bool)
     s = frame[q.other_column]
     return _strings(s, n), s.notna().to_numpy()
 
@@ -164,16 +205,12 @@ def _other_text(frame: pd.DataFrame, q: Question) -> tuple[np.ndarray, np.ndarra
 def _single(q: Question, frame: pd.DataFrame, shown: np.ndarray, mode: str) -> np.ndarray:
     codes = _codes(frame, q.name)
     na = codes.isna().to_numpy()
-    if mode == "coded":
-        out = _strings(codes, len(frame))
-    else:
-        labels = {c.code: c.label_zh for c in q.choices}
-        mapped = codes.map(labels)
-        out = np.where(mapped.notna(), mapped, _strings(codes, len(frame))).astype(object)
-        oc = q.other_choice
-        if oc is not None:
-            other, known = _other_text(frame, q)
-            out = _with_other(out, (codes == oc.code).fillna(False).to_numpy() & known, other)
+    texts = {c.code: (c.label_zh if mode == "text" else str(c.code)) for c in q.choices}
+    out = _lookup(codes, texts)
+    oc = q.other_choice
+    if mode == "text" and oc is not None:
+        other, known = _other_text(frame, q)
+        out = _with_other(out, (codes == oc.code).fillna(False).to_numpy() & known, other)
     out[na] = _missing(shown, mode)[na]
     return out
 
@@ -203,15 +240,17 @@ def _multi(q, frame, shown, mode, prefix, label, headers, cols) -> None:
             cols.append(np.where(answered, np.where(chosen[:, j], "1", "0"), fill).astype(object))
         return
     other, known = _other_text(frame, q) if q.other_choice is not None else (None, None)
-    joined = np.full(n, "", dtype=object)
+    joined, started = _filled(n, ""), np.zeros(n, dtype=bool)
     for j, c in enumerate(q.choices):
-        piece = np.full(n, MULTI_SEP + c.label_zh, dtype=object)
+        piece = _filled(n, c.label_zh)
         if c.other:
             piece = _with_other(piece, known, other)
-        joined = np.where(chosen[:, j], joined + piece, joined)
-    has = joined != ""
-    joined[has] = np.array([s[1:] for s in joined[has]], dtype=object)
-    joined[~has] = _missing(shown, mode)[~has]
+        on = chosen[:, j]
+        first, later = on & ~started, on & started
+        joined[first] = piece[first]
+        joined[later] = joined[later] + MULTI_SEP + piece[later]
+        started |= on
+    joined[~chosen.any(axis=1)] = _missing(shown, mode)[~chosen.any(axis=1)]
     headers.append(prefix + label)
     cols.append(joined)
 
@@ -225,10 +264,12 @@ def _rank(q, frame, shown, mode, prefix, label, headers, cols) -> None:
         for j, c in enumerate(q.choices):
             headers.append(f"{q.qnum if q.qnum is not None else label}({c.label_zh})")
             col = values[:, j]
-            text = np.array([str(int(v)) if v == v else UNRANKED_CODE for v in col], dtype=object)
+            text = _filled(n, UNRANKED_CODE)
+            ranked = ~np.isnan(col)
+            text[ranked] = col[ranked].astype(np.int64).astype(str).astype(object)
             cols.append(np.where(answered, text, fill).astype(object))
         return
-    joined = np.full(n, "", dtype=object)
+    joined = _filled(n, "")
     labels = np.array([c.label_zh for c in q.choices], dtype=object)
     for position in range(1, len(q.choices) + 1):
         at = values == position

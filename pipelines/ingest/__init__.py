@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipelines.codebook import Codebook
 from pipelines.errors import InputError
-from pipelines.ingest import wjx
+from pipelines.ingest import paper, wjx
 from pipelines.ingest.merge import merge_downloads
 from pipelines.ingest.tables import empty_frame, read_table, relative
 
@@ -33,7 +33,8 @@ class Adapter:
     read: Callable  # (table, path, codebook, root) -> (frame, missing, info)
 
 
-ADAPTERS: list[Adapter] = [Adapter(wjx.PLATFORM, wjx.looks_like_wjx, wjx.read_wjx_table)]
+ADAPTERS: list[Adapter] = [Adapter(wjx.PLATFORM, wjx.looks_like_wjx, wjx.read_wjx_table),
+                           Adapter(paper.PLATFORM, paper.looks_like_paper, paper.read_paper_table)]
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 
 
@@ -87,7 +88,8 @@ def ingest_folder(folder: str | Path, codebook: Codebook, root: str | Path | Non
     for path in paths:
         digest = sha256(path)
         frame, missing, info = read_export(path, codebook, root)
-        entry = {"file": info["file"], "sha256": digest, **{k: v for k, v in info.items() if k != "file"}}
+        entry = {"file": info["file"], "path": info["file"], "sha256": digest,
+                 **{k: v for k, v in info.items() if k != "file"}}
         if digest in seen:
             entry["same_as"] = seen[digest]
         seen.setdefault(digest, info["file"])

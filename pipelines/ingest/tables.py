@@ -12,6 +12,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -73,17 +74,30 @@ def _read_excel(path: Path) -> pd.DataFrame:
 
 
 def _cells_to_text(col: pd.Series) -> pd.Series:
-    """Excel cell values → the text they show: column-wise, per-cell Python only for non-strings."""
-    kind = pd.api.types.infer_dtype(col, skipna=False)
-    if kind == "string":
+    """Excel cell values → the text they show, column-wise: numbers in bulk, other non-strings per cell."""
+    arr = col.to_numpy(dtype=object)
+    kind = pd.api.types.infer_dtype(arr, skipna=False)
+    if kind in ("string", "empty"):
         return col
-    is_str = col.map(type).eq(str).to_numpy()
-    if is_str.all():
-        return col
-    out = col.to_numpy(dtype=object, copy=True)
-    other = ~is_str
-    out[other] = [_cell_text(v) for v in out[other]]
+    if kind == "floating":
+        return pd.Series(_floats_to_text(arr.astype(float)), index=col.index, dtype=object)
+    is_str = np.fromiter((type(v) is str for v in arr), dtype=bool, count=len(arr))
+    out = arr.copy()
+    rest = arr[~is_str]
+    if pd.api.types.infer_dtype(rest, skipna=False) == "floating":
+        out[~is_str] = _floats_to_text(rest.astype(float))
+    else:
+        out[~is_str] = [_cell_text(v) for v in rest]
     return pd.Series(out, index=col.index, dtype=object)
+
+
+def _floats_to_text(values: np.ndarray) -> np.ndarray:
+    """136.0 → '136', 13812345678.0 → '13812345678' (never scientific), 0.5 → '0.5'."""
+    out = np.empty(len(values), dtype=object)
+    whole = np.isfinite(values) & (values == np.floor(values)) & (np.abs(values) < 2.0 ** 62)
+    out[whole] = values[whole].astype(np.int64).astype(str).astype(object)
+    out[~whole] = [_cell_text(float(v)) for v in values[~whole]]
+    return out
 
 
 def _cell_text(value) -> str:
@@ -157,23 +171,54 @@ def _count_outside_quotes(line: str, delim: str) -> int:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     data = path.read_bytes()
-    text, encoding = _decode(path, data)
-    text = text.lstrip("\ufeff")
-    first = text[: text.find("\n")] if "\n" in text else text
-    delim = sniff_delimiter(first)
-    if encoding not in ("utf-8", "utf-8-sig"):
-        data = text.encode("utf-8")
-    frame = _read_csv_arrow(data, delim, first)
+    frame = None
+    head = _utf8_head(data)
+    if head is not None:  # UTF-8 (the usual case): pyarrow validates the rest itself, no full decode here
+        first = _first_line(head)
+        frame = _read_csv_arrow(data, sniff_delimiter(first), first)
     if frame is None:
-        frame = _read_csv_pandas(path, text, delim)
-    if "\t" in text and delim != "\t":
+        text, encoding = _decode(path, data)
+        first = _first_line(text)
+        delim = sniff_delimiter(first)
+        if encoding not in ("utf-8", "utf-8-sig"):
+            data = text.encode("utf-8")
+        frame = _read_csv_arrow(data, delim, first)
+        if frame is None:
+            frame = _read_csv_pandas(path, text, delim)
+    if b"\t" in data:  # cells wrapped in tabs (Tencent); a tab-separated file has none left in its cells
         for col in frame.columns:
             frame[col] = frame[col].str.strip("\t")
     return frame
 
 
+def _utf8_head(data: bytes) -> str | None:
+    """The first MB decoded when the file looks like UTF-8 (BOM or valid so far), else None."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data[:4096]:
+        return None
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(data[: 1 << 20], final=False)
+    except UnicodeDecodeError:
+        return None
+
+
+def _first_line(text: str) -> str:
+    text = text.lstrip("\ufeff")
+    end = text.find("\n")
+    return (text if end < 0 else text[:end]).rstrip("\r")
+
+
+def _newline_in_quotes(data: bytes) -> bool:
+    """True when a quoted field holds a line break (the parser must then not split blocks at newlines)."""
+    if b'"' not in data:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(raw == 34)
+    newlines = np.flatnonzero(raw == 10)
+    return bool((np.searchsorted(quotes, newlines) % 2).any())
+
+
 def _read_csv_arrow(data: bytes, delim: str, first_line: str) -> pd.DataFrame | None:
-    """pyarrow's multi-threaded parser, every column as text; None when it cannot (ragged rows …)."""
+    """pyarrow's multi-threaded parser, every column as text (ArrowDtype string columns); None when it cannot."""
     try:
         import pyarrow as pa
         import pyarrow.csv as pacsv
@@ -184,14 +229,14 @@ def _read_csv_arrow(data: bytes, delim: str, first_line: str) -> pd.DataFrame | 
         table = pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(autogenerate_column_names=True, encoding="utf8"),
-            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True),
+            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=_newline_in_quotes(data)),
             convert_options=pacsv.ConvertOptions(column_types={f"f{i}": pa.string() for i in range(width)},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowException, ValueError):
         return None
     if table.num_columns != width or any(not pa.types.is_string(t) for t in table.schema.types):
         return None
-    frame = table.to_pandas()
+    frame = table.to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string())}.get)
     frame.columns = range(frame.shape[1])
     return frame
 
@@ -214,17 +259,17 @@ def _with_header(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty or rows.shape[1] == 0:
         raise InputError(path, "has no header row (the sheet is empty)", REDOWNLOAD)
     filled = np.zeros(len(rows), dtype=bool)
-    for j in range(rows.shape[1]):  # column by column, only over rows still empty (usually none after 序号)
-        todo = ~filled
-        if not todo.any():
+    for j in range(rows.shape[1]):  # column by column, only while rows are still empty (usually none after 序号)
+        if filled.all():
             break
-        filled[todo] = rows.iloc[:, j].to_numpy()[todo] != ""
+        filled |= rows.iloc[:, j].ne("").to_numpy(dtype=bool)
     if not filled.any():
         raise InputError(path, "has no header row (every cell is empty)", REDOWNLOAD)
     start = int(np.argmax(filled))
     header = [str(h).strip() for h in rows.iloc[start].tolist()]
     body = rows.iloc[start + 1:]
-    body = body.loc[filled[start + 1:]]  # rows with no cell at all are not responses
+    if not filled[start + 1:].all():
+        body = body.loc[filled[start + 1:]]  # rows with no cell at all are not responses
     keep = len(header)
     while keep and header[keep - 1] == "" and not body.iloc[:, keep - 1].ne("").any():
         keep -= 1  # a trailing empty column (Tencent ends every line with a comma)
@@ -272,3 +317,73 @@ def relative(path: Path, root: str | Path | None) -> str:
         except ValueError:
             pass
     return Path(path).as_posix()
+
+
+# ------------------------------------------------------------------------------------------ column helpers
+
+def filled(n: int, value) -> np.ndarray:
+    """np.full(n, value, dtype=object) without its slow object path."""
+    out = np.empty(n, dtype=object)
+    out[:] = value
+    return out
+
+
+def empty_column(dtype: str, n: int):
+    if dtype == "Int64":
+        return pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, dtype=bool))
+    return pd.arrays.StringArray(filled(n, None))
+
+
+def const_strings(value: str, n: int):
+    return pd.arrays.StringArray(filled(n, value))
+
+
+def factorize(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes per row, distinct values as an object array of str)."""
+    take, uniques = pd.factorize(col)
+    if hasattr(uniques, "to_numpy"):
+        uniques = uniques.to_numpy(dtype=object)
+    return take, np.asarray(uniques, dtype=object)
+
+
+def per_unique(values, fn) -> np.ndarray:
+    """fn applied once per distinct value, taken back to every row."""
+    take, uniques = factorize(values)
+    return np.array([fn(u) for u in uniques] + [None], dtype=object)[take]
+
+
+def strings(values: np.ndarray):
+    values = values.copy()
+    values[values == ""] = None
+    return pd.arrays.StringArray(values)
+
+
+def parse_times(text: np.ndarray) -> np.ndarray:
+    """`2024/07/05 14:22:55`, `2024-07-05 14:22:55` (fast formats first), anything else pandas can read; else NaT."""
+    s = pd.Series(text)
+    out = pd.to_datetime(s, format="%Y/%m/%d %H:%M:%S", errors="coerce")
+    for fmt in ("%Y-%m-%d %H:%M:%S", "mixed"):
+        bad = (out.isna() & s.ne("")).to_numpy()
+        if not bad.any():
+            break
+        try:
+            out[bad] = pd.to_datetime(s[bad], format=fmt, errors="coerce")
+        except (ValueError, TypeError):  # e.g. time-zone offsets mixed with naive times: leave those NaT
+            break
+    return out.astype("datetime64[ns]").to_numpy()
+
+
+_DURATION = re.compile(r"^(?:(\d+)(?:小时|时))?(?:(\d+)分(?:钟)?)?(?:(\d+(?:\.\d+)?)秒?)?$")
+
+
+def _seconds(text: str) -> float:
+    m = _DURATION.match(text.replace(" ", "")) if text else None
+    if not m or not any(m.groups()):
+        return np.nan
+    h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + sec
+
+
+def parse_duration(text: np.ndarray) -> np.ndarray:
+    """`136秒` → 136.0 (also `2分16秒`, `1小时2分`, a bare number); else NaN."""
+    return per_unique(text, _seconds).astype(float)

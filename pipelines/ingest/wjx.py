@@ -22,10 +22,11 @@ from pipelines.errors import InputError
 from pipelines.ingest.headers import (ITEM, META_PART, OPTION, RANK_SEP, ROW, UNMATCHED, VALUE, ColumnMatch,
                                       absent_questions, match_headers, normalise_header, option_key, split_multi,
                                       split_other)
-from pipelines.ingest.tables import META_COLUMNS, raw_columns, read_table, relative
+from pipelines.ingest.tables import (const_strings, empty_column, factorize, filled, parse_duration,
+                                     parse_times, per_unique, raw_columns, read_table, relative, strings)
 
 PLATFORM = "wjx"
-WJX_META = {"序号", "提交答卷时间", "所用时间", "来源", "来源详情", "来自IP", "总分", "用户ID"}
+WJX_META = {"序号", "所用时间", "来源", "来源详情", "来自IP"}  # with 提交答卷时间, in any version/order
 SKIPPED, BLANK, NOT_RANKED = 1, 2, 3
 REASONS = {SKIPPED: "skipped", BLANK: "blank", NOT_RANKED: "not_ranked"}
 SKIP_TEXTS = {"(跳过)"}
@@ -37,7 +38,7 @@ MODE_WORDS = {"按文本": "text", "按序号": "coded", "按分数": "score"}
 
 def looks_like_wjx(headers) -> bool:
     names = {normalise_header(h).replace(" ", "") for h in headers}
-    return "提交答卷时间" in names and len(names & {"序号", "所用时间", "来源", "来源详情", "来自IP"}) >= 2
+    return "提交答卷时间" in names and len(names & WJX_META) >= 2
 
 
 def read_wjx(path: str | Path, codebook: Codebook, root: str | Path | None = None):
@@ -78,10 +79,16 @@ def detect_mode(path: Path, table: pd.DataFrame, matches: list[ColumnMatch]) -> 
         if m.kind in (VALUE, ROW) and m.question.type == "select_one":
             sample = table.iloc[:200, m.index]
             sample = sample[~sample.isin(RAW_SKIP + RAW_BLANK)]
-            is_num = sample.str.fullmatch(r"-?\d+").fillna(False)
+            is_num = sample.str.fullmatch(r"-?\d+").fillna(False).to_numpy(dtype=bool)
             numeric += int(is_num.sum())
             text += int((~is_num).sum())
     return "coded" if numeric > text else "text"
+
+
+class _Unknown(Exception):
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
 
 
 def _as_int(text: str) -> int | None:
@@ -101,7 +108,7 @@ class _Reader:
         self.reasons: list[tuple[np.ndarray, str, int]] = []
         self.notes: dict[str, object] = {}
         self.labels: dict[str, dict[str, int]] = {}
-        self.skip = SKIP_TEXTS | ({"-3"} if mode != "text" else set())
+        self.skip = SKIP_TEXTS | {"-3"}  # choice columns; free text keeps a typed "-3" in 按文本 downloads
 
     # ---------------------------------------------------------------- helpers
     def col(self, m: ColumnMatch) -> pd.Series:
@@ -115,9 +122,10 @@ class _Reader:
         key = unicodedata.normalize("NFKC", text).strip()
         return SKIPPED if key in self.skip else BLANK if key in BLANK_TEXTS else 0
 
-    def fail(self, q: Question, text: str, what: str = "is not one of its options") -> InputError:
+    def fail(self, q: Question, text: str, what: str = "is not one of its options", row=None) -> InputError:
         num = f"第{q.qnum}题" if q.qnum is not None else "question"
-        return InputError(self.path, f"{num} '{q.name}' ({q.label_zh}): answer “{text}” {what}",
+        where = f"row {row}, " if row is not None else ""
+        return InputError(self.path, f"{where}{num} '{q.name}' ({q.label_zh}): answer “{text}” {what}",
                           "renamed option? update the option in the codebook's choices sheet, or check that "
                           "this file belongs to this questionnaire")
 
@@ -131,8 +139,11 @@ class _Reader:
         if code is None and self.mode != "text":
             code = self.number_code(q, text)
         if code is None:
-            raise self.fail(q, text if other is None else f"{text}〖{other}〗")
+            raise _Unknown(text if other is None else f"{text}〖{other}〗")
         return code
+
+    def unknown(self, q: Question, exc: "_Unknown", take: np.ndarray, j: int) -> InputError:
+        return self.fail(q, exc.text, row=self.rows[np.argmax(take == j)])
 
     def number_code(self, q: Question, text: str) -> int | None:
         value = _as_int(text.strip())
@@ -155,8 +166,7 @@ class _Reader:
                 meta.setdefault(m.meta, m)
             elif m.question is not None:
                 by_q.setdefault(m.question.name, []).append(m)
-        out: dict[str, object] = {"source_file": pd.array(np.full(self.n, self.source, dtype=object), dtype="string"),
-                                  "source_row": self.rows}
+        out: dict[str, object] = {"source_file": const_strings(self.source, self.n), "source_row": self.rows}
         out.update(self.metadata(meta))
         dtypes = raw_columns(self.book)
         for q in self.book.questions:
@@ -172,22 +182,21 @@ class _Reader:
             elif whole:
                 self.free(q, self.col(whole[0]))
         for column, dtype in dtypes.items():
-            out[column] = self.cols[column] if column in self.cols else _empty(dtype, self.n)
-        frame = pd.DataFrame(out)
-        frame.index = pd.RangeIndex(self.n)
-        return frame[META_COLUMNS + list(dtypes)]
+            out[column] = self.cols[column] if column in self.cols else empty_column(dtype, self.n)
+        return pd.DataFrame(out, index=pd.RangeIndex(self.n), copy=False)
 
     def missing_frame(self) -> pd.DataFrame:
+        """Long frame (source_file, source_row, column, reason), in row order."""
         if not self.reasons:
             return pd.DataFrame({"source_file": pd.Series([], dtype="string"), "source_row": np.array([], np.int64),
                                  "column": pd.Series([], dtype=object), "reason": pd.Series([], dtype=object)})
         rows = np.concatenate([r for r, _, _ in self.reasons])
         sizes = [len(r) for r, _, _ in self.reasons]
-        column = np.repeat(np.array([c for _, c, _ in self.reasons], dtype=object), sizes)
-        reason = np.repeat(np.array([REASONS[k] for _, _, k in self.reasons], dtype=object), sizes)
-        frame = pd.DataFrame({"source_file": pd.array(np.full(len(rows), self.source, dtype=object), dtype="string"),
-                              "source_row": rows, "column": column, "reason": reason})
-        return frame.sort_values(["source_row"], kind="stable").reset_index(drop=True)
+        order = np.argsort(rows, kind="stable")
+        column = np.repeat(np.array([c for _, c, _ in self.reasons], dtype=object), sizes)[order]
+        reason = np.repeat(np.array([REASONS[k] for _, _, k in self.reasons], dtype=object), sizes)[order]
+        return pd.DataFrame({"source_file": const_strings(self.source, len(rows)), "source_row": rows[order],
+                             "column": column, "reason": reason}, copy=False)
 
     # ---------------------------------------------------------------- metadata
     def metadata(self, meta: dict[str, ColumnMatch]) -> dict[str, object]:
@@ -195,8 +204,11 @@ class _Reader:
 
         def text(name: str) -> np.ndarray:
             if name not in meta:
-                return np.full(n, "", dtype=object)
-            return _per_unique(self.col(meta[name]).to_numpy(dtype=object), str.strip)
+                return filled(n, "")
+            col = self.col(meta[name])
+            if isinstance(col.dtype, pd.ArrowDtype) or getattr(col.dtype, "storage", "") == "pyarrow":
+                return col.str.strip().to_numpy(dtype=object)  # arrow compute: no per-cell Python
+            return per_unique(col, str.strip)
 
         ids = text("platform_id")
         if "platform_id" not in meta:
@@ -204,15 +216,15 @@ class _Reader:
             self.notes["platform_id"] = "no 序号 column: the row number is used"
         source, detail = text("source"), text("source_detail")
         channel = np.where(detail == "", source, source + "/" + detail)
-        return {"platform_id": _string(ids), "submitted_at": _parse_times(text("submitted_at")),
-                "duration_s": _parse_duration(text("duration")), "channel": _string(channel),
-                "ip": _string(text("ip"))}
+        return {"platform_id": strings(ids), "submitted_at": parse_times(text("submitted_at")),
+                "duration_s": parse_duration(text("duration")), "channel": strings(channel),
+                "ip": strings(text("ip"))}
 
     # ---------------------------------------------------------------- question types
     def single(self, q: Question, col: pd.Series) -> None:
-        take, uniques = pd.factorize(col.to_numpy(dtype=object))
+        take, uniques = factorize(col)
         k = len(uniques)
-        codes, reason, other = np.zeros(k, np.int64), np.zeros(k, np.int8), np.full(k, None, dtype=object)
+        codes, reason, other = np.zeros(k, np.int64), np.zeros(k, np.int8), filled(k, None)
         for j, u in enumerate(uniques):
             reason[j] = self.marker(u)
             if reason[j]:
@@ -222,36 +234,42 @@ class _Reader:
                 codes[j] = self.number_code(q, option) or 0
                 if codes[j]:
                     continue
-            codes[j] = self.choice_code(q, option, other[j])
+            try:
+                codes[j] = self.choice_code(q, option, other[j])
+            except _Unknown as exc:
+                raise self.unknown(q, exc, take, j) from None
         r = reason[take]
         self.cols[q.name] = pd.arrays.IntegerArray(codes[take], r != 0)
         if q.other_choice is not None:
             texts = other[take]
-            self.cols[q.other_column] = pd.array(texts, dtype="string")
+            self.cols[q.other_column] = pd.arrays.StringArray(texts)
         self.note(r == SKIPPED, q.name, SKIPPED)
         self.note(r == BLANK, q.name, BLANK)
 
     def free(self, q: Question, col: pd.Series) -> None:
-        skip = col.isin(RAW_SKIP + (["-3"] if self.mode != "text" else [])).to_numpy()
-        blank = col.isin(RAW_BLANK).to_numpy()
-        values = col.to_numpy(dtype=object).copy()
+        skip = col.isin(RAW_SKIP + (["-3"] if self.mode != "text" else [])).to_numpy(dtype=bool)
+        blank = col.isin(RAW_BLANK).to_numpy(dtype=bool)
+        values = col.to_numpy(dtype=object, copy=True)
         values[skip | blank] = None
-        self.cols[q.name] = pd.array(values, dtype="string")
+        self.cols[q.name] = pd.arrays.StringArray(values)
         self.note(skip, q.name, SKIPPED)
         self.note(blank, q.name, BLANK)
 
     def multi_text(self, q: Question, col: pd.Series) -> None:
-        take, uniques = pd.factorize(col.to_numpy(dtype=object))
+        take, uniques = factorize(col)
         k, width = len(uniques), len(q.codes)
         chosen = np.zeros((k, width), np.int64)
-        reason, other = np.zeros(k, np.int8), np.full(k, None, dtype=object)
+        reason, other = np.zeros(k, np.int8), filled(k, None)
         pos = {c: i for i, c in enumerate(q.codes)}
         for j, u in enumerate(uniques):
             reason[j] = self.marker(u)
             if reason[j]:
                 continue
             for option, text in split_multi(u):
-                code = self.choice_code(q, option, text)
+                try:
+                    code = self.choice_code(q, option, text)
+                except _Unknown as exc:
+                    raise self.unknown(q, exc, take, j) from None
                 chosen[j, pos[code]] = 1
                 if text is not None:
                     other[j] = text
@@ -260,7 +278,7 @@ class _Reader:
         for i, c in enumerate(q.codes):
             self.cols[q.option_column(c)] = pd.arrays.IntegerArray(values[:, i].copy(), r != 0)
         if q.other_choice is not None:
-            self.cols[q.other_column] = pd.array(other[take], dtype="string")
+            self.cols[q.other_column] = pd.arrays.StringArray(other[take])
         self.note(r == SKIPPED, q.name, SKIPPED)
         self.note(r == BLANK, q.name, BLANK)
 
@@ -271,15 +289,16 @@ class _Reader:
         for m in parts:
             if m.code not in pos:
                 continue
-            take, uniques = pd.factorize(self.col(m).to_numpy(dtype=object))
+            take, uniques = factorize(self.col(m))
             vals = np.empty(len(uniques), np.int64)
             for j, u in enumerate(uniques):
                 mark = self.marker(u)
                 value = -3 if mark == SKIPPED else -9 if mark == BLANK else _as_int(u.strip())
-                if value is None or (allowed == "01" and value not in (0, 1, -3)) or (
-                        allowed == "rank" and value not in (-2, -3) and not 1 <= value <= len(q.codes)):
-                    raise self.fail(q, u, f"in column “{m.header}” is not a valid {'0/1' if allowed == '01' else 'rank'}"
-                                          " value")
+                if value is None or (allowed == "01" and value not in (0, 1, -3, -9)) or (
+                        allowed == "rank" and value not in (-2, -3, -9) and not 1 <= value <= len(q.codes)):
+                    kind = "0/1" if allowed == "01" else "rank"
+                    raise self.fail(q, u, f"in column “{m.header}” is not a valid {kind} value",
+                                    self.rows[np.argmax(take == j)])
                 vals[j] = value
             states[:, pos[m.code]] = vals[take]
         return states
@@ -293,15 +312,15 @@ class _Reader:
             mask = ~answered if c in present else np.ones(self.n, bool)
             self.cols[q.option_column(c)] = pd.arrays.IntegerArray((states[:, i] == 1).astype(np.int64), mask)
         if q.other_choice is not None:
-            self.cols[q.other_column] = _empty("string", self.n)
+            self.cols[q.other_column] = empty_column("string", self.n)
         self.note(skipped, q.name, SKIPPED)
         self.note(~answered & ~skipped, q.name, BLANK)
 
     def rank_text(self, q: Question, col: pd.Series) -> None:
-        take, uniques = pd.factorize(col.to_numpy(dtype=object))
+        take, uniques = factorize(col)
         k, width = len(uniques), len(q.codes)
         position = np.zeros((k, width), np.int64)
-        reason, other = np.zeros(k, np.int8), np.full(k, None, dtype=object)
+        reason, other = np.zeros(k, np.int8), filled(k, None)
         pos = {c: i for i, c in enumerate(q.codes)}
         for j, u in enumerate(uniques):
             reason[j] = self.marker(u)
@@ -309,13 +328,16 @@ class _Reader:
                 continue
             for p, piece in enumerate(re.split(f"{RANK_SEP}|->", u), start=1):
                 option, text = split_other(piece.strip())
-                code = self.choice_code(q, option, text)
+                try:
+                    code = self.choice_code(q, option, text)
+                except _Unknown as exc:
+                    raise self.unknown(q, exc, take, j) from None
                 position[j, pos[code]] = p
                 if text is not None:
                     other[j] = text
         self._rank_out(q, position[take], reason[take])
         if q.other_choice is not None:
-            self.cols[q.other_column] = pd.array(other[take], dtype="string")
+            self.cols[q.other_column] = pd.arrays.StringArray(other[take])
 
     def rank_parts(self, q: Question, parts: list[ColumnMatch]) -> None:
         states = self._states(q, parts, "rank")
@@ -323,7 +345,7 @@ class _Reader:
         row_reason = np.where(ranked, 0, np.where((states == -3).any(axis=1), SKIPPED, BLANK)).astype(np.int8)
         self._rank_out(q, np.where(states > 0, states, 0), row_reason)
         if q.other_choice is not None:
-            self.cols[q.other_column] = _empty("string", self.n)
+            self.cols[q.other_column] = empty_column("string", self.n)
 
     def _rank_out(self, q: Question, position: np.ndarray, row_reason: np.ndarray) -> None:
         for i, c in enumerate(q.codes):
@@ -333,48 +355,3 @@ class _Reader:
             self.note(row_reason == SKIPPED, column, SKIPPED)
             self.note(row_reason == BLANK, column, BLANK)
             self.note(unranked & (row_reason == 0), column, NOT_RANKED)
-
-
-def _empty(dtype: str, n: int):
-    if dtype == "Int64":
-        return pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, dtype=bool))
-    return pd.array(np.full(n, None, dtype=object), dtype=dtype)
-
-
-def _per_unique(values: np.ndarray, fn) -> np.ndarray:
-    """fn applied once per distinct value, taken back to every row."""
-    take, uniques = pd.factorize(values)
-    return np.array([fn(u) for u in uniques] + [None], dtype=object)[take]
-
-
-def _string(values: np.ndarray):
-    values = values.copy()
-    values[values == ""] = None
-    return pd.array(values, dtype="string")
-
-
-def _parse_times(text: np.ndarray) -> np.ndarray:
-    s = pd.Series(text)
-    out = pd.to_datetime(s, format="%Y/%m/%d %H:%M:%S", errors="coerce")
-    for fmt in ("%Y-%m-%d %H:%M:%S", "mixed"):
-        bad = (out.isna() & s.ne("")).to_numpy()
-        if not bad.any():
-            break
-        out[bad] = pd.to_datetime(s[bad], format=fmt, errors="coerce")
-    return out.astype("datetime64[ns]").to_numpy()
-
-
-_DURATION = re.compile(r"^(?:(\d+)(?:小时|时))?(?:(\d+)分(?:钟)?)?(?:(\d+(?:\.\d+)?)秒?)?$")
-
-
-def _seconds(text: str) -> float:
-    m = _DURATION.match(text.replace(" ", "")) if text else None
-    if not m or not any(m.groups()):
-        return np.nan
-    h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
-    return h * 3600 + mi * 60 + sec
-
-
-def _parse_duration(text: np.ndarray) -> np.ndarray:
-    """`136秒` → 136.0 (also `2分16秒`, `1小时2分`, a bare number); else NaN."""
-    return _per_unique(text, _seconds).astype(float)

@@ -43,21 +43,22 @@ def _env() -> jinja2.Environment:
                               keep_trailing_newline=True)
 
 
-def _sections(doc: Doc) -> list[dict]:
-    T = doc.T
-    lines = []
+def _lines(doc: Doc) -> list[dict]:
+    blocks = [doc.para(doc.T("lines.intro"))]
     for i, line in enumerate(doc.ctx.config.service_lines, start=1):
-        lines.append(doc.sub(f"3.{i} {doc.line(line.id)}", f"line-{line.id}"))
-        lines += sections.service_line(doc, line)
-    parts = [("background", T("background.heading"), sections.background(doc)),
-             ("lines", T("lines.heading"), [doc.para(T("lines.intro"))] + lines),
-             ("outputs", T("outputs.heading"), results.outputs(doc)),
-             ("outcomes", T("outcomes.heading"), results.outcomes(doc)),
-             ("satisfaction", T("satisfaction.heading"), results.satisfaction(doc)),
-             ("methods", T("methods.heading"), results.methods(doc)),
-             ("appendix", T("appendix.heading"), results.appendix(doc))]
-    return [{"id": sid, "number": n, "title": title, "blocks": blocks}
-            for n, (sid, title, blocks) in enumerate(parts, start=2)]
+        blocks.append(doc.sub(f"3.{i} {doc.line(line.id)}", f"line-{line.id}"))
+        blocks += sections.service_line(doc, line)
+    return blocks
+
+
+def _sections(doc: Doc) -> list[dict]:
+    """The numbered sections in reading order (charts are numbered as they are built)."""
+    parts = [("background", "background.heading", sections.background), ("lines", "lines.heading", _lines),
+             ("outputs", "outputs.heading", results.outputs), ("outcomes", "outcomes.heading", results.outcomes),
+             ("satisfaction", "satisfaction.heading", results.satisfaction),
+             ("methods", "methods.heading", results.methods), ("appendix", "appendix.heading", results.appendix)]
+    return [{"id": sid, "number": n, "title": doc.T(title), "blocks": build(doc)}
+            for n, (sid, title, build) in enumerate(parts, start=2)]
 
 
 def render(ctx: ReportContext, tables: dict, lang: str) -> str:
@@ -68,7 +69,8 @@ def render(ctx: ReportContext, tables: dict, lang: str) -> str:
     p = ctx.config.project
     return _env().get_template("report.html.j2").render(
         T=T, lang=lang, title=p.get(f"name_{lang}") or p.get("name_zh", ""),
-        kind=T("meta.report_kind"), quarter_label=doc.wave(doc.quarter), summary=summary, sections=body,
+        kind=T("meta.report_kind"), community=p.get(f"community_{lang}") or p.get("community_zh", ""),
+        quarter_label=doc.wave(doc.quarter), summary=summary, sections=body,
         sup_text=doc.sup, min_cell=doc.min_cell, plotly_js=plotly_js(), n_charts=doc.n_charts,
         other_lang_file=T("meta.other_file"), other_lang_label=T("meta.other_lang"))
 
@@ -106,7 +108,9 @@ def quarter_entry(context: ReportContext) -> dict:
         zh, en = w.label_zh, w.label_en
     except Exception:  # noqa: BLE001 - a quarter that is not a configured wave keeps its id
         zh = en = context.quarter
-    return {"quarter": context.quarter, "label_zh": zh, "label_en": en, "start": start, "end": end}
+    p = context.config.project
+    return {"quarter": context.quarter, "label_zh": zh, "label_en": en, "start": start, "end": end,
+            "project_zh": p.get("name_zh", ""), "project_en": p.get("name_en", "")}
 
 
 def write_index(reports_dir: Path, quarters: list[dict]) -> Path:
@@ -125,5 +129,8 @@ def write_index(reports_dir: Path, quarters: list[dict]) -> Path:
                      "period": f"{e['start']} – {e['end']}" if e.get("start") and e.get("end") else "",
                      "zh": f"{q}/{REPORT_FILES['zh']}", "en": f"{q}/{REPORT_FILES['en']}",
                      "xlsx": f"{q}/tables/appendix.xlsx", "tables": f"{q}/tables/"})
-    html = _env().get_template("index.html.j2").render(zh=Strings("zh"), en=Strings("en"), rows=rows)
+    named = [entries[q] for q in sorted(entries, reverse=True) if entries[q].get("project_zh")]
+    project = {"zh": named[0]["project_zh"], "en": named[0].get("project_en", "")} if named else {"zh": "", "en": ""}
+    html = _env().get_template("index.html.j2").render(zh=Strings("zh"), en=Strings("en"), rows=rows,
+                                                       project=project)
     return write_atomic(reports_dir / "index.html", html.encode("utf-8"))

@@ -38,6 +38,8 @@ TABLE_COLUMNS: dict[str, list[str]] = {
                    "details"],
     "needs_priority": ["wave", "instrument", "group_var", "group", "rank", "indicator", "option_label_zh",
                        "option_label_en", "estimate", "ci_low", "ci_high", "n", "suppressed"],
+    "reliability": ["wave", "instrument", "scale", "label_zh", "label_en", "alpha", "ci_low", "ci_high", "n", "k",
+                    "suppressed"],
 }
 TABLES = tuple(TABLE_COLUMNS)
 NUMERIC = {"estimate", "se", "ci_low", "ci_high", "n", "deff", "n_pre", "n_post", "n_pairs", "mean_pre",
@@ -46,7 +48,7 @@ NUMERIC = {"estimate", "se", "ci_low", "ci_high", "n", "deff", "n_pre", "n_post"
            "population_share", "sum_weights", "population_total", "deff_kish", "n_effective", "weight_min",
            "weight_max", "iterations", "activities", "attendances", "people", "target_activities",
            "target_attendances", "target_people", "completion_activities", "completion_attendances",
-           "completion_people", "unexpected_count", "rank"}
+           "completion_people", "unexpected_count", "rank", "alpha", "k"}
 BOOLEAN = {"suppressed", "converged", "success"}
 ESTIMATE_NUMBERS = ["estimate", "se", "ci_low", "ci_high", "deff"]
 OUTCOME_NUMBERS = ["mean_pre", "mean_post", "diff", "diff_ci_low", "diff_ci_high", "statistic", "df", "p_value",
@@ -70,6 +72,7 @@ class ReportContext:
     services: pd.DataFrame = field(default_factory=pd.DataFrame)
     validation: pd.DataFrame = field(default_factory=pd.DataFrame)
     needs_priority: pd.DataFrame = field(default_factory=pd.DataFrame)
+    reliability: pd.DataFrame = field(default_factory=pd.DataFrame)  # wave, instrument, scale, alpha, ci, n, k
     free_text: pd.DataFrame = field(default_factory=pd.DataFrame)   # wave, instrument, text (untrusted)
     versions: dict[str, str] = field(default_factory=dict)           # instrument → codebook version
 
@@ -117,7 +120,7 @@ def prepare(ctx: ReportContext) -> dict[str, pd.DataFrame]:
     """Every table normalised, filtered to the report's waves, labelled and suppressed."""
     waves = set(ctx.waves)
     out = {name: normalise(name, getattr(ctx, name)) for name in TABLES}
-    for name in ("estimates", "funnel", "composition", "weights", "validation", "needs_priority"):
+    for name in ("estimates", "funnel", "composition", "weights", "validation", "needs_priority", "reliability"):
         out[name] = out[name][out[name]["wave"].isin(waves)].reset_index(drop=True)
     out["outcomes"] = out["outcomes"][out["outcomes"]["post_wave"].isin(waves) | (out["outcomes"]["post_wave"] == "")]
     out["estimates"] = _estimates(out["estimates"], ctx)
@@ -125,6 +128,9 @@ def prepare(ctx: ReportContext) -> dict[str, pd.DataFrame]:
     out["outcomes"] = _outcomes(out["outcomes"].reset_index(drop=True), ctx)
     out["composition"] = _composition(out["composition"], ctx.min_cell)
     out["services"] = _services(out["services"], ctx)
+    rel = out["reliability"]
+    rel["suppressed"] = rel["suppressed"] | (rel["n"].notna() & (rel["n"] < ctx.min_cell))
+    rel.loc[rel["suppressed"], ["alpha", "ci_low", "ci_high"]] = np.nan
     return out
 
 
@@ -212,8 +218,10 @@ def _services(svc: pd.DataFrame, ctx: ReportContext) -> pd.DataFrame:
     quarterly = svc[svc["wave"].isin(ctx.waves)]
     cumulative = svc[svc["wave"] == "cumulative"]
     if cumulative.empty and not quarterly.empty:
-        sums = quarterly.groupby("service_line", sort=False)[list(MEASURES)].sum(min_count=1).reset_index()
-        sums["wave"] = "cumulative"
+        # activities and attendances add up over quarters; unique people do not (someone served in two
+        # quarters would count twice), so without the analysis's own cumulative rows they stay unknown
+        sums = quarterly.groupby("service_line", sort=False)[["activities", "attendances"]].sum(min_count=1)
+        sums = sums.reset_index().assign(wave="cumulative", people=np.nan)
         cumulative = normalise("services", sums)
     svc = pd.concat([quarterly, cumulative], ignore_index=True) if not cumulative.empty else quarterly.copy()
     order = {lid: i for i, lid in enumerate(lines)}

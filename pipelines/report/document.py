@@ -77,6 +77,7 @@ class Doc:
         self.books = sorted(ctx.books.items(), key=lambda kv: (INSTRUMENT_ORDER.index(kv[0])
                                                                if kv[0] in INSTRUMENT_ORDER else 9, kv[0]))
         self.share_columns = frozenset(self._share_columns())
+        self.ranges = self._ranges()
         self.outcome_defs: list[Outcome] = [o for _, book in self.books for o in outcomes_for(book, ctx.config)]
 
     # ------------------------------------------------------------ blocks
@@ -139,6 +140,59 @@ class Doc:
                 if scale.low_cut is not None:
                     out.add(f"{scale.id}_low")
         return out
+
+    def _ranges(self) -> dict[str, tuple[float, float]]:
+        """Lowest and highest possible value of each score or item column (for honest chart axes)."""
+        out: dict[str, tuple[float, float]] = {}
+        for _, book in self.books:
+            for q in book.answer_questions:
+                if q.choices:
+                    scores = [c.score for c in q.choices]
+                    out[q.name] = (min(scores), max(scores))
+                    if q.type == "select_multiple":
+                        out[f"{q.name}_count"] = (0.0, float(len(q.choices)))
+            for scale in book.scales.values():
+                items = [book[i] for i in scale.items]
+                if all(q.correct is not None for q in items):
+                    out[scale.score_column] = (0.0, 1.0)
+                    continue
+                lo = [min(c.score for c in q.choices) for q in items if q.choices]
+                hi = [max(c.score for c in q.choices) for q in items if q.choices]
+                if not lo:
+                    continue
+                k = len(items) if scale.method == "sum" else 1
+                span = (min(lo) * k * scale.multiplier, max(hi) * k * scale.multiplier)
+                out[scale.score_column] = span
+                for sub in scale.subscales:
+                    out[scale.subscale_column(sub)] = (min(lo), max(hi)) if scale.method == "mean" else span
+        return out
+
+    def headline_outcomes(self, line: str | None = None) -> pd.DataFrame:
+        """One comparison per indicator (the panel when it can be shown, else the cross-section), plus
+        every activity pre/post test: what the charts show (the tables show every comparison)."""
+        latest = self.latest_outcomes(line)
+        if latest.empty:
+            return latest
+        keep, seen = [], set()
+        for i, r in enumerate(records(latest)):
+            key = (r["instrument"], r["indicator"])
+            if r["scope"] == "activity":
+                keep.append(i)
+            elif key not in seen and (not is_outcome_suppressed(r) or not any(
+                    x["instrument"] == r["instrument"] and x["indicator"] == r["indicator"]
+                    and x["scope"] != "activity" and not is_outcome_suppressed(x) for x in records(latest))):
+                seen.add(key)
+                keep.append(i)
+        return latest.iloc[keep].reset_index(drop=True)
+
+    def with_instrument(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A copy whose labels are short and name the survey: 亲子沟通（家长卷） / Communication (Parents)."""
+        frame = frame.copy()
+        for lang in ("zh", "en"):
+            who = frame["instrument"].map(lambda i: self.labels.get(f"instrument:{i}", i) if lang == self.lang else i)
+            frame[f"label_{lang}"] = [f"{short(str(l))}（{w}）" if lang == "zh" else f"{short(str(l))} ({w})"
+                                      for l, w in zip(frame[f"label_{lang}"], who)]
+        return frame
 
     def wave_rank(self, wave: str) -> int:
         return self.wave_order.index(wave) if wave in self.wave_order else -1

@@ -11,7 +11,8 @@ from pipelines.report.document import Doc, Table, is_outcome_suppressed, records
 from pipelines.report.text import count, num, number, pct, quarter_dates, short, value
 
 MEASURES = ("activities", "attendances", "people")
-CSV_TABLES = ("estimates", "outcomes", "services", "needs_priority", "funnel", "composition", "weights", "validation")
+CSV_TABLES = ("estimates", "outcomes", "services", "needs_priority", "reliability", "funnel", "composition", "weights",
+              "validation")
 
 
 def expected_share(doc: Doc) -> float | None:
@@ -93,7 +94,8 @@ def outcome_table(doc: Doc, frame: pd.DataFrame) -> Table:
         sup = is_outcome_suppressed(r)
         ns = "/".join(doc.n_text(r[c], sup) if c != "n_pairs" or r["scope"] != "cross_section" else "–"
                       for c in ("n_pre", "n_post", "n_pairs"))
-        scope = doc.labels.get(f"scope:{r['scope']}", r["scope"]) + (f"：{r['group']}" if r["group"] else "")
+        scope = doc.labels.get(f"scope:{r['scope']}", r["scope"]) + (
+            ("：" if doc.lang == "zh" else ": ") + r["group"] if r["group"] else "")
         waves = f"{doc.wave(r['pre_wave'], True)} → {doc.wave(r['post_wave'], True)}"
         if sup:
             rows.append([doc.label(r), scope, waves, ns, doc.sup, "", "", "", "", ""])
@@ -112,15 +114,13 @@ def outcome_table(doc: Doc, frame: pd.DataFrame) -> Table:
 def outcomes(doc: Doc) -> list[dict]:
     T = doc.T
     latest = doc.latest_outcomes()
+    shown = doc.headline_outcomes()
     methods = sorted({m for m in latest["adjust_method"] if m}) if not latest.empty else []
     blocks = [doc.para(T("outcomes.intro", method=", ".join(methods) or "Holm"))]
     if latest.empty:
         blocks.append(doc.no_data())
     else:
-        display = latest.copy()
-        for lang in ("zh", "en"):
-            display[f"label_{lang}"] = display[f"label_{lang}"].map(lambda s: short(str(s)))
-        fig = charts.forest_plot(display, doc.labels, doc.lang, min_cell=doc.min_cell, alpha=doc.alpha)
+        fig = charts.forest_plot(doc.with_instrument(shown), doc.labels, doc.lang, min_cell=doc.min_cell, alpha=doc.alpha)
         ok = [r for r in records(latest) if not is_outcome_suppressed(r) and number(r["effect_size"]) is not None]
         takeaway = ""
         if ok:
@@ -220,6 +220,7 @@ def methods(doc: Doc) -> list[dict]:
         blocks.append(doc.chart(T("methods.funnel_title", wave=doc.wave(doc.quarter, True)), takeaway, fig, table))
     blocks += _weighting(doc)
     blocks += _attrition(doc)
+    blocks += _reliability(doc)
     blocks += _validation(doc)
     blocks += _instruments(doc)
     blocks.append(doc.sub(T("methods.statistics")))
@@ -282,8 +283,24 @@ def _attrition(doc: Doc) -> list[dict]:
                      doc.n_text(n_post), doc.n_text(pairs, sup),
                      doc.sup if sup else pct(pairs / n_pre if n_pre else None, 1)])
     return blocks + [doc.table(Table(T("methods.attrition"), [T("methods.col_instrument"), T("outcomes.col_waves"),
-                     T("outcomes.col_pre"), T("outcomes.col_post"), T("methods.col_pairs"), T("methods.col_retention")],
+                     T("methods.col_n_pre"), T("methods.col_n_post"), T("methods.col_pairs"), T("methods.col_retention")],
                      rows, [False, False, True, True, True, True]))]
+
+
+def _reliability(doc: Doc) -> list[dict]:
+    T = doc.T
+    rel = doc.tables["reliability"]
+    rel = rel[rel["wave"] == doc.quarter]
+    if rel.empty:
+        return []
+    rows = [[short(str(r[f"label_{doc.lang}"] or r["scale"])), doc.inst(r["instrument"]), str(int(r["k"])) if
+             number(r["k"]) is not None else "–", doc.sup if r["suppressed"] else num(r["alpha"]),
+             "" if r["suppressed"] else f"{num(r['ci_low'])} – {num(r['ci_high'])}", doc.n_text(r["n"], r["suppressed"])]
+            for r in records(rel)]
+    return [doc.sub(T("methods.reliability")), doc.para(T("methods.reliability_intro")),
+            doc.table(Table(T("methods.reliability"), [T("line.col_indicator"), T("methods.col_instrument"),
+                            T("methods.col_items"), "α", T("line.col_ci"), T("methods.col_n")], rows,
+                            [False, False, True, True, True, True]))]
 
 
 def _validation(doc: Doc) -> list[dict]:
@@ -295,12 +312,14 @@ def _validation(doc: Doc) -> list[dict]:
     if v.empty:
         return blocks + [doc.no_data()]
     rows = []
+    insts = [k for k, _ in doc.books]
+    v = v.assign(_w=v["wave"].map(doc.wave_rank), _i=v["instrument"].map(lambda i: insts.index(i) if i in insts else 99))
+    v = v.sort_values(["_w", "_i", "instrument"], kind="stable")
     for (wave, inst), grp in v.groupby(["wave", "instrument"], sort=False):
         failed = grp[~grp["success"]]
         rows.append([doc.wave(wave, True), doc.inst(inst), count(len(grp)), count(int(grp["success"].sum())),
                      count(int((failed["severity"] == "critical").sum())),
                      count(int((failed["severity"] != "critical").sum()))])
-    rows.sort(key=lambda r: r[:2])
     return blocks + [doc.table(Table(T("methods.validation"), [T("methods.col_wave"), T("methods.col_instrument"),
                      T("methods.col_expectations"), T("methods.col_passed"), T("methods.col_failed_critical"),
                      T("methods.col_failed_warning")], rows, [False, False, True, True, True, True]))]

@@ -21,8 +21,8 @@ def output_totals(doc: Doc) -> dict | None:
     out = {"partial": bool(cum["suppressed"].any())}
     for m in MEASURES:
         ok = cum[cum[m].notna()]
-        out[m] = ok[m].sum()
-        out[f"target_{m}"] = ok[f"target_{m}"].sum()
+        out[m] = ok[m].sum() if len(ok) else None
+        out[f"target_{m}"] = ok[f"target_{m}"].sum() if len(ok) else None
         out[f"share_{m}"] = out[m] / out[f"target_{m}"] if out[f"target_{m}"] else None
     return out
 
@@ -37,21 +37,20 @@ def summary(doc: Doc) -> dict:
     kpis, lines = [], []
     totals, expected = output_totals(doc), expected_share(doc)
     if totals:
-        for m in MEASURES:
+        for m in (m for m in MEASURES if totals[m] is not None):
             kpis.append({"group": T("summary.kpi_outputs"), "value": count(totals[m]),
                          "label": T(f"summary.kpi_{m}"),
                          "sub": T("summary.kpi_target", target=count(totals[f"target_{m}"]),
                                   share=pct(totals[f"share_{m}"])) + (
-                             "；" + T("summary.kpi_excluding") if totals["partial"] and doc.lang == "zh" else
-                             ("; " + T("summary.kpi_excluding") if totals["partial"] else ""))})
+                             T("summary.kpi_excluding") if totals["partial"] and m != "activities" else "")})
         lines.append(T("summary.line_outputs", quarter=doc.wave(doc.quarter), activities=count(totals["activities"]),
                        attendances=count(totals["attendances"]), people=count(totals["people"]),
                        p_act=pct(totals["share_activities"]), p_att=pct(totals["share_attendances"]),
                        p_people=pct(totals["share_people"]), expected=pct(expected)))
     else:
         lines.append(T("summary.no_outputs"))
-    latest = [r for r in records(doc.latest_outcomes()) if not is_outcome_suppressed(r)
-              and r["scope"] != "activity"]
+    latest = [r for r in records(doc.headline_outcomes()) if not is_outcome_suppressed(r)
+              and r["scope"] != "activity"]   # one comparison per indicator (panel where possible)
     if latest:
         verdicts = [doc.improved(r) for r in latest]
         better, worse = verdicts.count(1), verdicts.count(-1)
@@ -114,12 +113,13 @@ def background(doc: Doc) -> list[dict]:
             defs = [o for o in doc.outcome_defs if o.indicator == ind]
             names.append(short(defs[0].label_zh if doc.lang == "zh" else defs[0].label_en) if defs else ind)
         t = line.outputs
-        rows.append([doc.line(line.id), line.area_zh if doc.lang == "zh" else line.area_en, "；".join(names)
-                     if doc.lang == "zh" else "; ".join(names),
+        area = line.area_zh if doc.lang == "zh" else line.area_en
+        rows.append([f"{doc.line(line.id)}（{area}）" if doc.lang == "zh" else f"{doc.line(line.id)} ({area})",
+                     "；".join(names) if doc.lang == "zh" else "; ".join(names),
                      " / ".join(count(t.get(m)) for m in MEASURES)])
-    blocks.append(doc.table(Table(T("background.system_heading"), [T("background.col_line"), T("background.col_area"),
+    blocks.append(doc.table(Table(T("background.system_heading"), [T("background.col_line"),
                                   T("background.col_indicators"), T("background.col_targets")], rows,
-                                  [False, False, False, True])))
+                                  [False, False, True])))
     return blocks
 
 
@@ -211,8 +211,9 @@ def service_line(doc: Doc, line) -> list[dict]:
     blocks += _likert_charts(doc, line)
     latest = doc.latest_outcomes(line.id)
     if not latest.empty:
-        fig = charts.dumbbell(_display(doc, latest), doc.labels, doc.lang, min_cell=doc.min_cell,
-                              share_columns=doc.share_columns)
+        shown = doc.headline_outcomes(line.id)
+        fig = charts.dumbbell(doc.with_instrument(shown), doc.labels, doc.lang, min_cell=doc.min_cell,
+                              share_columns=doc.share_columns, ranges=doc.ranges)
         recs = [r for r in records(latest) if not is_outcome_suppressed(r)]
         better = sum(doc.improved(r) == 1 for r in recs)
         blocks.append(doc.chart(T("line.dumbbell_title", line=doc.line(line.id)),
@@ -238,7 +239,9 @@ def _indicator_table(doc: Doc, keys: pd.DataFrame) -> Table:
         wave = max(by_wave, key=doc.wave_rank)
         r = by_wave[wave]
         base = by_wave.get(doc.baseline)
-        rows.append([doc.label(r) + ("" if wave == doc.quarter else f"（{doc.wave(wave, True)}）"), doc.inst(inst),
+        note = "" if wave == doc.quarter else (f"（{doc.wave(wave, True)}）" if doc.lang == "zh"
+                                               else f" ({doc.wave(wave, True)})")
+        rows.append([doc.label(r) + note, doc.inst(inst),
                      doc.est_text(r), doc.ci_text(r), doc.n_text(r["n"], charts.is_suppressed(r, doc.min_cell)),
                      doc.est_text(base) if base is not None and base is not r else "–"])
     return Table(T("line.indicators_caption"), [T("line.col_indicator"), T("line.col_instrument"),
@@ -288,37 +291,55 @@ def _likert_charts(doc: Doc, line) -> list[dict]:
         cells = rows[(rows["instrument"] == inst) & rows["indicator"].isin(names)]
         if cells.empty:
             continue
-        book = doc.book(inst)
-        stem = (book.matrices[group].label_zh if doc.lang == "zh" else book.matrices[group].label_en) \
-            if group in book.matrices else doc.label(records(cells)[0])
+        stem = _likert_stem(doc, doc.book(inst), group, names)
         fig = charts.likert_bars(_display(doc, cells), doc.labels, doc.lang, min_cell=doc.min_cell)
-        positive = _positive_shares(doc, cells)
+        positive, upper = _positive_shares(doc, cells)
         takeaway = ""
         if positive:
             best = max(positive, key=lambda kv: kv[1])
             worst = min(positive, key=lambda kv: kv[1])
-            takeaway = T("line.likert_takeaway_one", item=best[0], share=pct(best[1])) if len(positive) == 1 else \
-                T("line.likert_takeaway", item=best[0], share=pct(best[1]), low_item=worst[0], low_share=pct(worst[1]))
+            takeaway = T("line.likert_takeaway_one", item=best[0], share=pct(best[1]), top=upper) \
+                if len(positive) == 1 else T("line.likert_takeaway", item=best[0], share=pct(best[1]),
+                                             low_item=worst[0], low_share=pct(worst[1]), top=upper)
         table_rows = [[doc.label(r), r[f"level_label_{doc.lang}"], doc.est_text(r), doc.ci_text(r),
                        doc.n_text(r["n"], charts.is_suppressed(r, doc.min_cell))] for r in records(cells)]
         table = Table("", [T("line.col_indicator"), T("line.col_answer"), T("line.col_estimate"), T("line.col_ci"),
                            T("line.col_n")], table_rows,
                       [False, False, True, True, True])
-        title = T("line.likert_title", line=doc.line(line.id), stem=short(stem).rstrip("？?。"),
+        title = T("line.likert_title", line=doc.line(line.id), stem=stem,
                   instrument=doc.inst(inst), wave=doc.wave(doc.quarter, True))
         blocks.append(doc.chart(title, takeaway, fig, table))
     return blocks
 
 
-def _positive_shares(doc: Doc, cells: pd.DataFrame) -> list[tuple[str, float]]:
-    out = []
-    for ind, grp in cells.groupby("indicator", sort=False):
+def _likert_stem(doc: Doc, book, group: str, names: list[str]) -> str:
+    """What a Likert chart is about: its scale's name, else its grid's question up to the first '?'."""
+    scales = {book[n].scale for n in names}
+    if len(scales) == 1 and next(iter(scales)) in book.scales:
+        scale = book.scales[next(iter(scales))]
+        return short(scale.label_zh if doc.lang == "zh" else scale.label_en)
+    if group in book.matrices:
+        m = book.matrices[group]
+        text = m.label_zh if doc.lang == "zh" else m.label_en
+    else:
+        q = book[names[0]]
+        text = q.label_zh if doc.lang == "zh" else q.label_en
+    for stop in ("？", "?", "。"):
+        text = text.split(stop)[0]
+    return short(text)
+
+
+def _positive_shares(doc: Doc, cells: pd.DataFrame) -> tuple[list[tuple[str, float]], str]:
+    """Per item, the share choosing the upper half of the scale; and the words of that upper half."""
+    out, upper = [], ""
+    for _, grp in cells.groupby("indicator", sort=False):
         recs = records(grp)
         if any(charts.is_suppressed(r, doc.min_cell) for r in recs):
             continue
-        levels = sorted({int(float(r["level"])) for r in recs if r["level"].lstrip("-").isdigit()})
-        k = len(levels)
-        top = set(levels[k - k // 2:]) if k else set()
+        levels = sorted({int(r["level"]) for r in recs if r["level"].isdigit()})
+        top = set(levels[len(levels) - len(levels) // 2:])
         share = sum(number(r["estimate"]) or 0 for r in recs if r["level"].isdigit() and int(r["level"]) in top)
+        upper = upper or "/".join(r[f"level_label_{doc.lang}"] for r in sorted(
+            (r for r in recs if r["level"].isdigit() and int(r["level"]) in top), key=lambda r: int(r["level"])))
         out.append((doc.label(recs[0]), share))
-    return out
+    return out, upper

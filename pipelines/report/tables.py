@@ -22,10 +22,11 @@ from pipelines.report.text import Strings, load_strings
 
 INTEGER_COLUMNS = {"n", "n_pre", "n_post", "n_pairs", "step", "rows", "sample_n", "iterations", "activities",
                    "attendances", "people", "target_activities", "target_attendances", "target_people",
-                   "unexpected_count", "rank"}
+                   "unexpected_count", "rank", "k"}
 SUPPRESSIBLE = {"estimates": ESTIMATE_NUMBERS, "needs_priority": ["estimate", "ci_low", "ci_high"],
                 "outcomes": OUTCOME_NUMBERS, "composition": ["sample_share", "weighted_share"],
-                "services": ["attendances", "people", "completion_attendances", "completion_people"]}
+                "services": ["attendances", "people", "completion_attendances", "completion_people"],
+                "reliability": ["alpha", "ci_low", "ci_high"]}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -114,7 +115,10 @@ def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.da
                 if isinstance(value, (bool, np.bool_)):
                     ws.write_boolean(r, c, bool(value))
                 elif isinstance(value, (int, float, np.integer, np.floating)):
-                    ws.write_number(r, c, float(value))
+                    if math.isinf(float(value)):      # as the CSV writes it; Excel has no infinity
+                        ws.write_string(r, c, "inf" if value > 0 else "-inf")
+                    else:
+                        ws.write_number(r, c, float(value))
                 else:
                     ws.write_string(r, c, str(value))
         ws.freeze_panes(1, 0)
