@@ -28,7 +28,11 @@ def _versions(state) -> dict:
 
 
 def write_clean(state, validation: pd.DataFrame) -> list[Path]:
+    from pipelines.dictionary import data_dictionary
+
     written = []
+    dictionary = data_dictionary({k: t.frame for k, t in state.tables.items()}, state.books, state.config)
+    write_csv(dictionary, state.root / "data_clean" / "data_dictionary.csv")
     for wave in state.waves:
         tables = {inst: t for (w, inst), t in state.tables.items() if w == wave.id}
         if not tables:
@@ -80,6 +84,7 @@ def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path, langs) 
         publish_quarter(stage, context)
         if len(analysis.reliability):
             write_csv(analysis.reliability, stage / "tables" / "reliability.csv")
+        shutil.copy2(state.root / "data_clean" / "data_dictionary.csv", stage / "tables" / "data_dictionary.csv")
         if docs_stage.exists():
             shutil.copytree(docs_stage, stage / "validation", dirs_exist_ok=True)
         else:

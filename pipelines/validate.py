@@ -43,7 +43,7 @@ ALWAYS_PERSONAL = ("ip", "phone", "name")
 # missing, `(空)`) legitimately leave a few required answers empty; more than 5% points at a mapping problem.
 REQUIRED_MOSTLY = 0.95
 REVIEW_SHARE_MAX = 0.10
-HIDDEN, SHOWN, ANSWERED = "__hidden__", "__shown__", "__answered__"
+HIDDEN, ANSWERED = "__hidden__", "__answered__"
 KEY_OK, FLAGGED = "__respondent_key_ok", "__review_flagged"
 _HEX_KEY = re.compile(r"^(?:[0-9a-f]{16,})?$")
 _SAMPLE = 5
@@ -53,8 +53,7 @@ _SHOWS_VALUES = ("ExpectColumnValuesToBeInSet", "ExpectColumnValuesToBeBetween",
 @dataclass(frozen=True)
 class ExpectationSpec:
     """One generated expectation. `kwargs` are the GX expectation's arguments; their `column` may be a helper
-    column of the prepared frame, while `column` is the clean column reported. `when` names a 0/1 helper
-    column: the check covers only rows where it is 1 (a GX row_condition)."""
+    column of the prepared frame (see `_prepare`), while `column` is the clean column reported."""
 
     name: str
     column: str
@@ -62,17 +61,16 @@ class ExpectationSpec:
     expectation: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     why: str = ""
-    when: str | None = None
 
 
 def build_suite(book: Codebook, config: Config) -> list[ExpectationSpec]:
     """Every expectation of one instrument's clean table, in a stable order."""
     specs: list[ExpectationSpec] = []
 
-    def add(name, reported, severity, expectation, why, when=None, **kwargs):
+    def add(name, reported, severity, expectation, why, **kwargs):
         if expectation.startswith("ExpectColumn"):
             kwargs.setdefault("column", reported)
-        specs.append(ExpectationSpec(name, reported, severity, expectation, kwargs, why, when))
+        specs.append(ExpectationSpec(name, reported, severity, expectation, kwargs, why))
 
     add("columns_present", "", "critical", "ExpectTableColumnsToMatchSet",
         "every codebook column and the id, wave and weight columns are in the clean table",
@@ -129,17 +127,16 @@ def _question_specs(q: Question, add: Callable, compound_ids: list[str]) -> None
     if q.correct is not None:
         add("score_0_1", q.correct_column, "critical", "ExpectColumnValuesToBeInSet", "quiz score is 0 or 1",
             value_set=[0, 1])
-    if q.required:
-        grouped = q.type in ("select_multiple", "rank")  # answered = any option chosen / any item ranked
+    if q.required:  # helper: 1 answered / 0 not (any option chosen, any item ranked), NaN where hidden
         where = f" where shown ({q.relevant.expr})" if q.relevant is not None else ""
-        add("required_answered", q.name, "warning", "ExpectColumnValuesToNotBeNull",
-            f"required question answered{where} in at least {REQUIRED_MOSTLY:.0%} of rows",
-            when=SHOWN + q.name if q.relevant is not None else None, mostly=REQUIRED_MOSTLY,
-            column=ANSWERED + q.name if grouped else q.name)
-    if q.relevant is not None:
+        helper = q.relevant is not None or q.type in ("select_multiple", "rank")
+        add("required_answered", q.name, "warning", "ExpectColumnValuesToBeInSet" if helper else
+            "ExpectColumnValuesToNotBeNull", f"required question answered{where} in at least {REQUIRED_MOSTLY:.0%} "
+            "of rows", mostly=REQUIRED_MOSTLY, **({"column": ANSWERED + q.name, "value_set": [1]} if helper else {}))
+    if q.relevant is not None:  # helper: the answer where the skip logic hides the question, else NaN
         for col in cols:
             add("skipped_when_hidden", col, "critical", "ExpectColumnValuesToBeNull",
-                f"empty where the skip logic hides it (shown only when {q.relevant.expr})", when=HIDDEN + q.name)
+                f"empty where the skip logic hides it (shown only when {q.relevant.expr})", column=HIDDEN + col)
 
 
 def _prepare(frame: pd.DataFrame, book: Codebook, specs: list[ExpectationSpec]) -> pd.DataFrame:
@@ -170,19 +167,18 @@ def _prepare(frame: pd.DataFrame, book: Codebook, specs: list[ExpectationSpec]) 
     flag = frame["review_flag"] if "review_flag" in frame else pd.Series("", index=frame.index)
     out[FLAGGED] = flag.fillna("").astype(str).str.strip().ne("").to_numpy(dtype="float64")
     for q in book.answer_questions:
-        if q.type in ("select_multiple", "rank"):
-            options = [c for c in q.clean_columns()[: len(q.codes)] if c in frame]
-            answered = frame[options].notna().any(axis=1).to_numpy(dtype=bool) if options else False
-            out[ANSWERED + q.name] = np.where(answered, 1.0, np.nan)
-        if q.relevant is None:
-            continue
-        shown = q.relevant.applies(frame).to_numpy(dtype=bool)
-        known = np.ones(len(frame), dtype=bool)  # hidden only where every answer the logic reads is known
-        for ref in q.relevant.refs:
-            col = (book[ref].clean_columns() or [ref])[0] if ref in book else ref
-            known &= frame[col].notna().to_numpy(dtype=bool) if col in frame else False
-        out[SHOWN + q.name] = shown.astype("float64")
-        out[HIDDEN + q.name] = (~shown & known).astype("float64")
+        cols = [c for c in q.clean_columns() if c in frame]
+        shown = np.ones(len(frame), bool) if q.relevant is None else q.relevant.applies(frame).to_numpy(bool)
+        if q.required and (q.relevant is not None or q.type in ("select_multiple", "rank")):
+            answered = pd.DataFrame({c: out[c] for c in cols[: len(q.codes) or 1]}).notna().any(axis=1)
+            out[ANSWERED + q.name] = np.where(shown, answered.to_numpy(dtype="float64"), np.nan)
+        if q.relevant is not None:
+            hidden = ~shown  # judged only where every answer the logic reads is known
+            for ref in q.relevant.refs:
+                col = (book[ref].clean_columns() or [ref])[0] if ref in book else ref
+                hidden &= frame[col].notna().to_numpy(dtype=bool) if col in frame else False
+            for col in cols:
+                out[HIDDEN + col] = np.where(hidden, out[col], np.nan if out[col].dtype.kind == "f" else None)
     return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
 
 
@@ -234,13 +230,11 @@ class _Session:
     def suite(self, book: Codebook, config: Config) -> tuple:
         if book.instrument not in self.instruments:
             import great_expectations.expectations as gxe
-            from great_expectations.expectations.row_conditions import Column
             specs = build_suite(book, config)
-            expectations = []
-            for spec in specs:  # notes and meta go on the results afterwards: here they slow every check
-                cls = _CUSTOM.get(spec.expectation) or getattr(gxe, spec.expectation)
-                extra = {"row_condition": Column(spec.when) == 1} if spec.when else {}
-                expectations.append(cls(**spec.kwargs, **extra, severity=spec.severity))
+            # notes and meta go on the results afterwards: here they would slow every check. Skip logic uses
+            # precomputed helper columns, not GX row_conditions (each costs a DataFrame.query per metric).
+            expectations = [(_CUSTOM.get(s.expectation) or getattr(gxe, s.expectation))(**s.kwargs, severity=s.severity)
+                            for s in specs]
             suite = self.context.suites.add(self.gx.ExpectationSuite(book.instrument, expectations))
             index = {e.id: i for i, e in enumerate(suite.expectations)}
             batches = self.source.add_dataframe_asset(book.instrument).add_batch_definition_whole_dataframe("all")
