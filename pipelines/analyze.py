@@ -127,9 +127,15 @@ def analyze(state) -> Analysis:
         frame = table.frame
         frames[(wave, instrument)] = frame
         if len(frame):
-            design = design_from_json(frame, table.weighted.design)
-            est = estimate_table(frame, book, design, wave, min_cell, confidence)
-            estimates.append(label_estimates(est, book, config))
+            key = state.table_keys.get((wave, instrument))
+            cached = state.cache.get("estimates", key) if state.cache is not None and key else None
+            if cached is None:
+                design = design_from_json(frame, table.weighted.design)
+                est = estimate_table(frame, book, design, wave, min_cell, confidence)
+                cached = label_estimates(est, book, config)
+                if state.cache is not None and key:
+                    state.cache.put("estimates", key, cached)
+            estimates.append(cached)
         funnels.append(table.clean.funnel)
         compositions.append(table.weighted.composition)
         weights.append(pd.DataFrame([table.weighted.diagnostics]))

@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run every stage for one quarter and publish reports/<quarter>/")
     common(run)
     run.add_argument("--lang", default="zh,en", help="report languages, comma-separated (zh,en)")
+    run.add_argument("--no-cache", action="store_true", help="recompute every stage (ignore .tongxing/cache)")
     for stage in STAGES:
         p = sub.add_parser(stage, help=f"run the pipeline up to the {stage} stage and summarise it")
         common(p)
@@ -111,7 +112,10 @@ def _dispatch(args) -> int:
         raise TongxingError(None, f"unknown report language {', '.join(bad)}", "use --lang zh,en")
     progress = _progress_printer(args.verbose)
     if args.command in ("run", "report"):
-        state = runner.run(args.root, args.quarter, langs, progress=progress)
+        state = runner.run(args.root, args.quarter, langs, progress=progress,
+                           use_cache=not getattr(args, "no_cache", False))
+        if state.unchanged:
+            print("nothing changed since the last run: the published report stands", file=sys.stderr)
         if args.verbose:
             for stage, seconds in state.timings.items():
                 print(f"  {stage:<22}{seconds:6.2f} s", file=sys.stderr)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines import __version__
+from pipelines.cache import Cache, code_version, combine, file_digest, folder_key
 from pipelines.clean import CleanResult, clean_responses
 from pipelines.codebook import Codebook, load_codebooks
 from pipelines.config import Config, Wave, load_config
@@ -46,8 +46,12 @@ class RunState:
     quarter: str
     waves: list[Wave]
     tables: dict[tuple[str, str], TableResult] = field(default_factory=dict)
+    table_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    cache: Cache | None = None
+    reused: int = 0
+    unchanged: bool = False
 
 
 def quarter_of(wave: Wave) -> str:
@@ -94,15 +98,36 @@ def instrument_folders(root: Path, wave: Wave, books: dict[str, Codebook]) -> li
     return out
 
 
+def _shared_key(state: RunState) -> str:
+    """What every table depends on besides its own raw files and questionnaire."""
+    decisions = state.root / "config" / "decisions.csv"
+    key = linkage_key(state.config)
+    return combine(code_version(), file_digest(state.root / "config" / "project.toml"),
+                   file_digest(decisions) if decisions.exists() else "",
+                   combine(key.decode("utf-8", "replace")))
+
+
+def table_key(state: RunState, shared: str, wave: Wave, instrument: str, folder: Path) -> str:
+    return combine(shared, wave.id, instrument, file_digest(state.books[instrument].path), folder_key(folder))
+
+
 def process_tables(state: RunState, progress=None) -> None:
-    """Ingest, clean and weight every (wave, instrument) of the run."""
+    """Ingest, clean and weight every (wave, instrument) of the run, reusing unchanged tables' results."""
     from pipelines.ingest import ingest_folder
 
     key = linkage_key(state.config)
     decisions = load_decisions(state.root)
+    shared = _shared_key(state)
     for wave in state.waves:
         for instrument, folder in instrument_folders(state.root, wave, state.books):
             book = state.books[instrument]
+            tkey = table_key(state, shared, wave, instrument, folder)
+            state.table_keys[(wave.id, instrument)] = tkey
+            cached = state.cache.get("table", tkey) if state.cache else None
+            if cached is not None:
+                state.tables[(wave.id, instrument)] = cached
+                state.reused += 1
+                continue
             seconds = {}
             t0 = time.perf_counter()
             ingested = ingest_folder(folder, book, state.root)
@@ -113,12 +138,56 @@ def process_tables(state: RunState, progress=None) -> None:
             t0 = time.perf_counter()
             weighted = weight_table(cleaned.frame, book, state.config)
             seconds["weight"] = time.perf_counter() - t0
-            for message in weighted.warnings:
-                state.warnings.append(f"{wave.id}/{instrument}: {message}")
             files = [_file_entry(state.root, info) for info in ingested.files]
-            state.tables[(wave.id, instrument)] = TableResult(wave.id, instrument, cleaned, weighted, files, seconds)
+            result = TableResult(wave.id, instrument, cleaned, weighted, files, seconds)
+            state.tables[(wave.id, instrument)] = result
+            if state.cache:
+                state.cache.put("table", tkey, result)
             if progress:
                 progress(f"{wave.id}/{instrument}: {cleaned.counts['read']} read, {cleaned.counts['kept']} kept")
+    for (wave_id, instrument), table in sorted(state.tables.items()):
+        for message in table.weighted.warnings:
+            state.warnings.append(f"{wave_id}/{instrument}: {message}")
+
+
+def publication_key(state: RunState, langs) -> str:
+    services = [folder_key(state.root / "data_raw" / w.id / SERVICES_FOLDER) for w in state.waves
+                if (state.root / "data_raw" / w.id / SERVICES_FOLDER).is_dir()]
+    return combine(state.quarter, ",".join(langs), *[f"{k}={v}" for k, v in sorted(state.table_keys.items())],
+                   *services, _shared_key(state))
+
+
+def _published_record(root: Path) -> Path:
+    return root / ".tongxing" / "published.json"
+
+
+def already_published(state: RunState, key: str) -> bool:
+    import json
+
+    record = _published_record(state.root)
+    if not record.exists():
+        return False
+    try:
+        done = json.loads(record.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    report = state.root / "reports" / state.quarter / "report.html"
+    clean = all((state.root / "data_clean" / w.id / "manifest.json").exists() for w in state.waves)
+    return done.get(state.quarter) == key and report.exists() and clean
+
+
+def record_published(state: RunState, key: str) -> None:
+    import json
+
+    record = _published_record(state.root)
+    done = {}
+    if record.exists():
+        try:
+            done = json.loads(record.read_text(encoding="utf-8"))
+        except ValueError:
+            done = {}
+    done[state.quarter] = key
+    record.write_text(json.dumps(done, indent=1, sort_keys=True), encoding="utf-8")
 
 
 def _file_entry(root: Path, info: dict) -> dict:
@@ -130,16 +199,22 @@ def _file_entry(root: Path, info: dict) -> dict:
 
 
 def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ...] = ("zh", "en"),
-        progress=None) -> RunState:
+        progress=None, use_cache: bool = True) -> RunState:
     root = Path(root).resolve()
     started = time.perf_counter()
     with root_lock(root):
         remove_stale_stages(root / "data_clean")
         remove_stale_stages(root / "reports")
         state = plan(root, quarter)
+        state.cache = Cache(root, enabled=use_cache)
         t0 = time.perf_counter()
         process_tables(state, progress)
         state.timings["ingest_clean_weight"] = time.perf_counter() - t0
+        key = publication_key(state, langs)
+        if use_cache and already_published(state, key):
+            state.unchanged = True
+            state.timings["total"] = time.perf_counter() - started
+            return state
         from pipelines.analyze import analyze
         from pipelines.publish import publish
         from pipelines.validate import raise_on_critical, run_validation
@@ -156,5 +231,6 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
         t0 = time.perf_counter()
         publish(state, analysis, validation, docs_stage, langs)
         state.timings["publish"] = time.perf_counter() - t0
+        record_published(state, key)
     state.timings["total"] = time.perf_counter() - started
     return state

@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -233,8 +234,8 @@ class _Session:
             specs = build_suite(book, config)
             # notes and meta go on the results afterwards: here they would slow every check. Skip logic uses
             # precomputed helper columns, not GX row_conditions (each costs a DataFrame.query per metric).
-            expectations = [(_CUSTOM.get(s.expectation) or getattr(gxe, s.expectation))(**s.kwargs, severity=s.severity)
-                            for s in specs]
+            expectations = [(_CUSTOM.get(s.expectation) or getattr(gxe, s.expectation))(
+                **s.kwargs, severity=s.severity) for s in specs]
             suite = self.context.suites.add(self.gx.ExpectationSuite(book.instrument, expectations))
             index = {e.id: i for i, e in enumerate(suite.expectations)}
             batches = self.source.add_dataframe_asset(book.instrument).add_batch_definition_whole_dataframe("all")
@@ -296,9 +297,9 @@ _FORKED: dict[str, Any] = {}  # what forked workers read (inherited, never pickl
 
 def _fork_map(fn: Callable, items: Sequence, workers: int | None) -> list:
     """`fn` over `items` in forked processes: GX spends 1-2 s of pure-Python time per table, which threads
-    cannot share. In-process where fork is missing, pointless, or unsafe (other threads alive)."""
+    cannot share. In-process where forking is pointless or unsafe (not Linux, other threads alive)."""
     workers = min(len(items), workers or os.cpu_count() or 1)
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+    if workers < 2 or not sys.platform.startswith("linux") or threading.active_count() > 1:
         return [fn(item) for item in items]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         return pool.map(fn, items, chunksize=1)

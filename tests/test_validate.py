@@ -56,7 +56,8 @@ def clean_frame(book: Codebook, config: Config, n: int = 40, seed: int = 1, wave
         elif q.role == "compound":
             cols[q.name] = rng.choice([c.id for c in config.compounds], n)
         else:
-            cols[q.name] = pd.array(["希望多办<b>活动</b>" if i % 3 == 0 else pd.NA for i in range(n)], dtype="string")
+            text = ["希望多办<b>活动</b>" if i % 3 == 0 else pd.NA for i in range(n)]
+            cols[q.name] = pd.array(text, dtype="string")
         if q.other_choice is not None:
             cols[q.other_column] = pd.array([pd.NA] * n, dtype="string")
     frame = pd.DataFrame(cols)
@@ -151,6 +152,7 @@ def test_suite_is_generated_from_the_codebook(child, config):
 # ---------------------------------------------------------------------------------------- clean data passes
 def test_clean_table_passes_every_expectation(good, child, config, session):
     table = validate(good, child, config, session)
+    pd.testing.assert_frame_equal(table, validate(good, child, config, session))  # reruns: identical table
     assert list(table.columns) == v.VALIDATION_COLUMNS
     assert table["success"].all(), table[~table["success"]].to_string()
     assert set(table["wave"]) == {WAVE} and set(table["instrument"]) == {"child"}
