@@ -84,11 +84,18 @@ def wrap(value: Any, width: int = 12, lines: int = 3) -> str:
 
 
 def _num(value: Any) -> float | None:
+    """A finite float, or None (missing, NaN and ±inf alike: nothing to draw)."""
     try:
         out = float(value)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(out) else out
+    return out if math.isfinite(out) else None
+
+
+def _instruments(rows: list[dict]) -> list[str]:
+    known = list(INSTRUMENT_COLOURS)
+    found = list(dict.fromkeys(str(r["instrument"]) for r in rows))
+    return sorted(found, key=lambda i: (known.index(i) if i in known else len(known), i))
 
 
 def is_suppressed(row: Mapping[str, Any], min_cell: int, n_col: str = "n") -> bool:
@@ -284,8 +291,8 @@ def needs_ranking(needs: pd.DataFrame, labels: Mapping[str, str], lang: str, *, 
                   barmode="group", bargap=0.25, xaxis=dict(ticksuffix="%", rangemode="tozero"),
                   yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=list(ys.values())))
     notes = []
-    for inst in dict.fromkeys(r["instrument"] for r in rows):
-        sub = [r for r in rows if r["instrument"] == inst]
+    for inst in _instruments(rows):
+        sub = [r for r in rows if str(r["instrument"]) == inst]
         by_opt = {label_of(r, lang, labels, "option_label"): r for r in sub}
         xs, plus, minus, hv = [], [], [], []
         for o in options:
@@ -321,7 +328,8 @@ def need_heatmap(cells: pd.DataFrame, labels: Mapping[str, str], lang: str, *, m
     z = [[None] * len(groups) for _ in needs]
     tx = [[""] * len(groups) for _ in needs]
     hv = [[""] * len(groups) for _ in needs]
-    fig = _figure(120 + 44 * len(needs), xaxis=dict(side="top", tickangle=0, tickfont=dict(size=11)),
+    fig = _figure(150 + 44 * len(needs), margin=dict(t=84, l=8, r=8, b=8),
+                  xaxis=dict(side="top", tickangle=0, tickfont=dict(size=11)),
                   yaxis=dict(autorange="reversed", tickfont=dict(size=12)))
     for r in rows:
         i, j = needs.index(label_of(r, lang, labels, "option_label")), groups.index(str(r["group"]))
@@ -376,12 +384,12 @@ def funnel_chart(funnel: pd.DataFrame, labels: Mapping[str, str], lang: str) -> 
     steps = [s for s in steps if s not in ("read", "kept")]
     names = [wrap(labels.get("rule:read", "read"), 10, 2)] + \
         [wrap("− " + labels.get(f"rule:{s}", s), 10, 2) for s in steps] + [wrap(labels.get("rule:kept", "kept"), 10, 2)]
-    insts = list(dict.fromkeys(r["instrument"] for r in rows))
+    insts = _instruments(rows)
     fig = _figure(90 + len(names) * (14 + 16 * max(1, len(insts))), barmode="group", bargap=0.25,
                   yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=names),
                   xaxis=dict(rangemode="tozero"), legend=dict(traceorder="normal"))
     for inst in insts:
-        sub = {str(r["rule"]): _num(r.get("rows")) or 0 for r in rows if r["instrument"] == inst}
+        sub = {str(r["rule"]): _num(r.get("rows")) or 0 for r in rows if str(r["instrument"]) == inst}
         remaining = sub.get("read", 0)
         values, hv = [remaining], [hover(labels.get("rule:read", "read"), lang, n=remaining)]
         for s in steps:
@@ -511,8 +519,12 @@ def dumbbell(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *, mi
                                         ("post", post, post_w, r.get("n_post"), POSITIVE[0])):
             extra = [f"{text('diff_ci', lang)}: {fmt(r.get('diff'), share)} "
                      f"({fmt(r.get('diff_ci_low'), share)} – {fmt(r.get('diff_ci_high'), share)})"] if key == "post" else []
+            change = _num(r.get("diff")) if key == "post" else None
+            label = "" if change is None else (f"{change * 100:+.1f}" if share else f"{change:+.2f}")
             traces.append(go.Scatter(
-                x=[None if v is None else v * scale], y=[0], xaxis=xr, yaxis=yr, mode="markers",
+                x=[None if v is None else v * scale], y=[0], xaxis=xr, yaxis=yr,
+                mode="markers+text" if label else "markers", text=[label] if label else None,
+                textposition="top center", textfont=dict(size=11, color=POSITIVE[0]),
                 name=esc(text(key, lang)), legendgroup=key, showlegend=i == 0,
                 marker=dict(size=13, color=colour, line=dict(color="#FFFFFF", width=1)),
                 hovertext=[hover(f"{label_of(r, lang, labels)} · {wave}", lang, v, n=n, share=share, extra=extra)],

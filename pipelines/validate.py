@@ -9,8 +9,9 @@ legitimately happen (a few required answers missing, many rows flagged for revie
 GX validates a prepared copy of each table (`_prepare`): numbers as float64 in one block (GX filters the
 whole frame for every column check, so a single block is ~10x cheaper than nullable extension columns),
 free text and other non-numeric answers as 1.0/NaN "answered" indicators and text in a code column as
-"(text)" (no respondent text reaches GX results or the Data Docs), plus 0/1 helper columns for skip
-logic computed with `Relevance.applies`.
+"(text)" (no respondent text reaches GX results or the Data Docs), plus helper columns computed with
+`Relevance.applies`: `__hidden__<col>` (the answer where skip logic hides the question) and
+`__answered__<question>` (1/0 where shown) — cheaper than GX row_conditions, which query the frame per metric.
 `great_expectations` is imported only inside functions: importing it costs seconds.
 """
 from __future__ import annotations
@@ -171,8 +172,8 @@ def _prepare(frame: pd.DataFrame, book: Codebook, specs: list[ExpectationSpec]) 
         cols = [c for c in q.clean_columns() if c in frame]
         shown = np.ones(len(frame), bool) if q.relevant is None else q.relevant.applies(frame).to_numpy(bool)
         if q.required and (q.relevant is not None or q.type in ("select_multiple", "rank")):
-            answered = pd.DataFrame({c: out[c] for c in cols[: len(q.codes) or 1]}).notna().any(axis=1)
-            out[ANSWERED + q.name] = np.where(shown, answered.to_numpy(dtype="float64"), np.nan)
+            answered = pd.DataFrame({c: out[c] for c in cols[: len(q.codes) or 1]}, index=range(len(frame)))
+            out[ANSWERED + q.name] = np.where(shown, answered.notna().any(axis=1).to_numpy(dtype="float64"), np.nan)
         if q.relevant is not None:
             hidden = ~shown  # judged only where every answer the logic reads is known
             for ref in q.relevant.refs:
@@ -232,8 +233,7 @@ class _Session:
         if book.instrument not in self.instruments:
             import great_expectations.expectations as gxe
             specs = build_suite(book, config)
-            # notes and meta go on the results afterwards: here they would slow every check. Skip logic uses
-            # precomputed helper columns, not GX row_conditions (each costs a DataFrame.query per metric).
+            # notes and meta go on the results afterwards: here they would slow every check
             expectations = [(_CUSTOM.get(s.expectation) or getattr(gxe, s.expectation))(
                 **s.kwargs, severity=s.severity) for s in specs]
             suite = self.context.suites.add(self.gx.ExpectationSuite(book.instrument, expectations))
@@ -262,16 +262,21 @@ class _Session:
 def _row(wave: str, instrument: str, spec: ExpectationSpec, r, frame: pd.DataFrame) -> dict:
     res = dict(r.result or {})
     success, count, column, details = bool(r.success), res.get("unexpected_count"), spec.column, spec.why
-    if (r.exception_info or {}).get("raised_exception"):
-        message = str(r.exception_info.get("exception_message") or "error").splitlines()[0]
-        success, count, details = False, None, f"{details}; could not be evaluated: {message}"
+    info = r.exception_info or {}  # one dict, or one per metric
+    errors = [e for e in ([info] if "raised_exception" in info else info.values())
+              if isinstance(e, dict) and (e.get("raised_exception") or e.get("exception_message"))]
+    if errors:
+        message = "the column is missing" if spec.column and spec.column not in frame else \
+            (str(errors[0].get("exception_message") or "error").splitlines() or ["error"])[0]
+        success, count, details = False, None, f"{details}; not evaluated: {message}"
     elif spec.name in ("columns_present", "no_personal_columns"):
         wanted = set(spec.kwargs["column_set"])
         odd = sorted(wanted - set(frame.columns) if spec.name == "columns_present" else wanted & set(frame.columns))
         count, column = len(odd), " ".join(odd[:_SAMPLE]) + (" …" if len(odd) > _SAMPLE else "")
         details += f"; {'missing' if spec.name == 'columns_present' else 'present'}: {', '.join(odd)}" if odd else ""
-    elif spec.name == "review_share" and res.get("observed_value") is not None:
-        details += f"; observed {res['observed_value']:.1%}"
+    elif spec.name == "review_share":
+        share = res.get("observed_value")
+        details += "; no rows" if share is None else f"; observed {share:.1%}"
     elif count:
         details += f"; {count} of {res.get('element_count', 0)} rows unexpected"
         values = res.get("partial_unexpected_list") or []

@@ -160,8 +160,9 @@ def test_dumbbell_one_panel_per_indicator_on_its_full_scale():
                                                             mean_pre=0.3, mean_post=0.45),
             outcome("help_willing", np.nan, np.nan, suppressed=True)]
     fig = charts.dumbbell(pd.DataFrame(rows), LABELS, "zh", ranges={"safe_play_score": (1.0, 5.0)})
-    markers = [t for t in fig.data if t.mode == "markers"]
+    markers = [t for t in fig.data if "markers" in (t.mode or "")]
     assert len(markers) == 4                                     # pre + post for the two shown
+    assert list(markers[1].text) == ["+0.20"] and list(markers[3].text) == ["+15.0"]   # the change, on the dot
     assert fig.layout.xaxis.range[0] < 1 and fig.layout.xaxis.range[1] > 5
     assert markers[2].x[0] == pytest.approx(30) and fig.layout.xaxis2.ticksuffix == "%"
     assert "样本不足（n&lt;5）" in annotations(fig)

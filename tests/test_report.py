@@ -119,6 +119,10 @@ def synthetic_tables(quarter: str = "2025Q4", seed: int = 7) -> dict[str, pd.Dat
                              "effect_size_name": "cohen_dz" if scope == "panel" else "cohen_d", "effect_size": d,
                              "es_ci_low": d - 0.17, "es_ci_high": d + 0.17, "suppressed": False,
                              "service_line": o.service_line, "label_zh": o.label_zh, "label_en": o.label_en})
+    # a quarter-on-quarter comparison listed after the baseline one: the report must still use the baseline's
+    if len(waves) > 2:
+        outs.append({**outs[0], "pre_wave": waves[-2], "p_adjusted": np.nan, "effect_size": np.nan,
+                     "mean_pre": 99.0})
     # the activity pre/post test, and a rights-line comparison too small to show
     outs.append({**outs[0], "instrument": "activity", "indicator": "workshop_score", "scope": "activity",
                  "group": "亲子沟通工作坊第1期", "pre_wave": waves[-1], "post_wave": waves[-1], "n_pre": 24,
@@ -341,6 +345,16 @@ def test_identical_bytes_on_rebuild(tmp_path, published):
     for rel in files:
         assert (published / rel).read_bytes() == (again / rel).read_bytes(), rel
     assert build_report(synthetic_context(), "en").encode("utf-8") == (published / "report.en.html").read_bytes()
+
+
+def test_effects_are_against_the_baseline(context):
+    from pipelines.report.document import Doc
+    from pipelines.report.context import prepare
+    doc = Doc(context, prepare(context), "zh")
+    latest = doc.latest_outcomes()
+    first = latest[(latest["instrument"] == "parent") & (latest["indicator"] == context.outcomes["indicator"].iloc[0])
+                   & (latest["scope"] == "panel")]
+    assert list(first["pre_wave"]) == ["2024-needs"] and first["mean_pre"].iloc[0] != 99.0
 
 
 def test_cumulative_people_are_never_summed_over_quarters():

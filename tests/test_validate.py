@@ -252,11 +252,19 @@ def test_more_breakages_each_caught_by_its_own_expectation(good, child, config, 
     assert err.value.what.endswith("; … and 1 more")  # the first ten are named
 
 
-def test_missing_column_is_reported_not_crashed(good, child, config, session):
-    table = validate(good.drop(columns=["pro_3"]), child, config, session)
-    failed = failures(table)
-    assert ("columns_present", "pro_3") in failed
-    assert all(col == "pro_3" for _, col in failed)
+def test_missing_columns_are_reported_not_crashed(good, child, config, session):
+    dropped = ["pro_3", *(f"used_activities__{c}" for c in range(1, 6))]
+    table = validate(good.drop(columns=dropped), child, config, session)
+    present = table.set_index("expectation").loc["columns_present"]
+    assert not present["success"] and present["unexpected_count"] == 6
+    assert present["details"].endswith("missing: pro_3, used_activities__1, used_activities__2, used_activities__3, "
+                                       "used_activities__4, used_activities__5")
+    others = failures(table) - {("columns_present", present["column"])}
+    assert others and {col for _, col in others} <= set(dropped)  # checks on them cannot run: said so
+    assert all(d.endswith("not evaluated: the column is missing") for d in
+               table[table["column"].isin(dropped) & ~table["success"]]["details"])
+    with pytest.raises(ValidationFailed, match="columns_present on pro_3 used_activities__1"):
+        v.raise_on_critical(table)
 
 
 def test_codes_stored_as_text_are_read_as_numbers(good, child, config, session):

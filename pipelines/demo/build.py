@@ -87,7 +87,7 @@ def make_demo(target: str | Path, seed: int = 20240601, scale: int = 1, data_onl
             truth["planted"][f"{wave.id}/{instrument}"] = planted
             truth["samples"][f"{wave.id}/{instrument}"] = {"respondents": int(len(samples[wave.id])),
                                                            "rows_exported": int(len(messy))}
-            _export(root, wave.id, book, messy, position, seed)
+            _export(root, wave.id, book, messy, position, seed, scale)
             summary.setdefault(wave.id, {})[instrument] = len(messy)
         truth["effects"].extend(effect_truths(frames, book, config, samples))
     if "activity" in books and households is not None:
@@ -109,11 +109,15 @@ def _copy_config(root: Path) -> None:
         shutil.copy2(book, root / QUESTIONNAIRE_DIR / book.name)
 
 
-def _export(root: Path, wave_id: str, book: Codebook, frame: pd.DataFrame, position: int, seed: int) -> None:
+def _export(root: Path, wave_id: str, book: Codebook, frame: pd.DataFrame, position: int, seed: int,
+            scale: int = 1) -> None:
     folder = root / "data_raw" / wave_id / book.instrument
     folder.mkdir(parents=True, exist_ok=True)
     n = len(frame)
     (text_fmt, text_enc), (coded_fmt, coded_enc) = FORMATS[position % len(FORMATS)]
+    if scale >= 10:
+        # city-scale benchmarks: xlsx writing (~10 µs a cell) would dominate, and big downloads come as CSV anyway
+        (text_fmt, text_enc), (coded_fmt, coded_enc) = ("csv", text_enc or "utf-8-sig"), ("csv", coded_enc or "utf-8-sig")
     number = FORM_NUMBERS.get(book.instrument, 331954000)
     title = TITLES.get(book.instrument, book.instrument)
     write_wjx(frame, book, folder / wjx_filename(number, "text", title, n, text_fmt), mode="text", fmt=text_fmt,

@@ -56,6 +56,10 @@ def write_service_records(root: Path, config: Config, wave: Wave, seed: int, sca
     frame = pd.DataFrame(rows, columns=SERVICE_COLUMNS).sort_values(["活动日期", "服务线", "活动名称"], kind="stable")
     folder = root / "data_raw" / wave.id / "services"
     folder.mkdir(parents=True, exist_ok=True)
+    if scale >= 10:
+        path = folder / f"服务记录_{wave.id}.csv"
+        frame.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n")
+        return path
     path = folder / f"服务记录_{wave.id}.xlsx"
     with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
         frame.to_excel(writer, sheet_name="签到记录", index=False)

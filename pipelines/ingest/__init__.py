@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipelines.codebook import Codebook
 from pipelines.errors import InputError
-from pipelines.ingest import paper, wjx
+from pipelines.ingest import kobo, paper, spss, tencent, wjx
 from pipelines.ingest.merge import merge_downloads
 from pipelines.ingest.tables import empty_frame, read_table, relative
 
@@ -34,7 +34,10 @@ class Adapter:
 
 
 ADAPTERS: list[Adapter] = [Adapter(wjx.PLATFORM, wjx.looks_like_wjx, wjx.read_wjx_table),
-                           Adapter(paper.PLATFORM, paper.looks_like_paper, paper.read_paper_table)]
+                           Adapter(paper.PLATFORM, paper.looks_like_paper, paper.read_paper_table),
+                           Adapter(tencent.PLATFORM, tencent.looks_like_tencent, tencent.read_tencent_table),
+                           Adapter(kobo.PLATFORM, kobo.looks_like_kobo, kobo.read_kobo_table)]
+PLATFORM_FILE = "platform.txt"  # data_raw/<wave>/<instrument>/platform.txt names the adapter for the folder
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 
 
@@ -60,34 +63,58 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_export(path: str | Path, codebook: Codebook, root: str | Path | None = None):
-    """One export file → (frame, missing, info) via the adapter that recognises it."""
+def read_export(path: str | Path, codebook: Codebook, root: str | Path | None = None, platform: str | None = None):
+    """One export file → (frame, missing, info) via the adapter that recognises it (or `platform`'s adapter).
+
+    SPSS files (.sav, 问卷星's SPSS download) are not tables of strings: they go to `spss.read_sav`.
+    """
     path = Path(path)
+    if path.suffix.lower() == ".sav":
+        frame, missing, info = spss.read_sav(path, codebook, root)
+        return frame, missing, {"file": relative(path, root), **info}
     table = read_table(path)
     headers = [str(h) for h in table.columns]
     for adapter in ADAPTERS:
-        if adapter.detect(headers):
+        if adapter.platform == platform if platform is not None else adapter.detect(headers):
             frame, missing, info = adapter.read(table, path, codebook, root)
             info = {"file": relative(path, root), **info}
             return frame, missing, info
     known = ", ".join(a.platform for a in ADAPTERS)
+    if platform is not None:
+        raise InputError(path, f"platform '{platform}' is not a known platform (known: {known})",
+                         f"write one of {known} in {PLATFORM_FILE}")
     raise InputError(path, f"is not an export of a known platform (known: {known}); header starts "
                            f"{', '.join(headers[:4])}",
                      "download the answers again from the survey platform without editing the header row")
+
+
+def folder_platform(folder: Path) -> str | None:
+    """The platform named in the folder's platform.txt (first non-empty line), or None."""
+    path = folder / PLATFORM_FILE
+    if not path.is_file():
+        return None
+    lines = [line.strip().lower() for line in path.read_text(encoding="utf-8-sig", errors="replace").splitlines()]
+    name = next((line for line in lines if line and not line.startswith("#")), "")
+    known = [a.platform for a in ADAPTERS]
+    if name not in known:
+        raise InputError(path, f"names platform '{name}', which is not one of {', '.join(known)}",
+                         "write just the platform name, e.g. kobo, or delete the file to detect it from the header")
+    return name
 
 
 def ingest_folder(folder: str | Path, codebook: Codebook, root: str | Path | None = None) -> IngestResult:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "folder not found", "put the downloads in data_raw/<wave>/<instrument>/")
-    paths = sorted(p for p in folder.iterdir() if not is_ignored(p))
+    platform = folder_platform(folder)
+    paths = sorted(p for p in folder.iterdir() if not is_ignored(p) and p.name.lower() != PLATFORM_FILE)
     if not paths:
-        raise InputError(folder, "has no export files", "put the platform's downloads (.xlsx/.xls/.csv) here")
+        raise InputError(folder, "has no export files", "put the platform's downloads (.xlsx/.xls/.csv/.sav) here")
     parts, files = [], []
     seen: dict[str, str] = {}
     for path in paths:
         digest = sha256(path)
-        frame, missing, info = read_export(path, codebook, root)
+        frame, missing, info = read_export(path, codebook, root, platform)
         entry = {"file": info["file"], "path": info["file"], "sha256": digest,
                  **{k: v for k, v in info.items() if k != "file"}}
         if digest in seen:

@@ -254,9 +254,14 @@ def free_text_quotes(ctx: ReportContext, limit: int = 8) -> list[dict[str, str]]
         wave = _canon(rec.get("wave"))
         if text and (not wave or wave in order):
             rows.append((-order.get(wave, -1), _canon(rec.get("instrument")), text[:300], wave))
-    seen, out = set(), []
+    seen, queues = set(), {}
     for _, inst, text, wave in sorted(rows):
         if text not in seen:
             seen.add(text)
-            out.append({"text": text, "instrument": inst, "wave": wave})
-    return out[:limit]
+            queues.setdefault(inst, []).append({"text": text, "instrument": inst, "wave": wave})
+    out = []   # take the instruments in turn, so parents, children and residents are all heard
+    while len(out) < limit and any(queues.values()):
+        for inst in sorted(queues):
+            if queues[inst] and len(out) < limit:
+                out.append(queues[inst].pop(0))
+    return out

@@ -212,15 +212,18 @@ class Doc:
         return pd.concat(parts, ignore_index=True) if parts else est.iloc[0:0]
 
     def latest_outcomes(self, line: str | None = None) -> pd.DataFrame:
-        """Per (instrument, indicator, scope, group): the comparison with the latest post wave."""
+        """Per (instrument, indicator, scope, group): the comparison reaching the latest wave, from the
+        baseline where there is one (quarter-on-quarter comparisons stay in outcomes.csv)."""
         out = self.tables["outcomes"]
         if line is not None:
             out = out[out["service_line"] == line]
         if out.empty:
             return out
-        out = out.assign(_r=out["post_wave"].map(self.wave_rank))
-        out = out.sort_values("_r", kind="stable").drop_duplicates(
-            ["instrument", "indicator", "scope", "group"], keep="last")
+        # the latest post wave; for it, the comparison with the baseline before any quarter-on-quarter one
+        out = out.assign(_r=out["post_wave"].map(self.wave_rank),
+                         _b=(out["pre_wave"] == self.baseline) | (out["scope"] == "activity"))
+        out = out.sort_values(["_r", "_b"], kind="stable").drop_duplicates(
+            ["instrument", "indicator", "scope", "group"], keep="last").drop(columns=["_b"])
         lines = {l.id: i for i, l in enumerate(self.ctx.config.service_lines)}
         insts = {k: i for i, (k, _) in enumerate(self.books)}
         out = out.assign(_l=out["service_line"].map(lines).fillna(99), _i=out["instrument"].map(insts).fillna(99),

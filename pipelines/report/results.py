@@ -11,6 +11,7 @@ from pipelines.report.document import Doc, Table, is_outcome_suppressed, records
 from pipelines.report.text import count, num, number, pct, quarter_dates, short, value
 
 MEASURES = ("activities", "attendances", "people")
+ZERO_CENTRED = {"cohen_dz", "cohen_d", "hedges_g", "glass_delta", "rank_biserial", "cliffs_delta"}
 CSV_TABLES = ("estimates", "outcomes", "services", "needs_priority", "reliability", "funnel", "composition", "weights",
               "validation")
 
@@ -120,14 +121,17 @@ def outcomes(doc: Doc) -> list[dict]:
     if latest.empty:
         blocks.append(doc.no_data())
     else:
-        fig = charts.forest_plot(doc.with_instrument(shown), doc.labels, doc.lang, min_cell=doc.min_cell, alpha=doc.alpha)
-        ok = [r for r in records(latest) if not is_outcome_suppressed(r) and number(r["effect_size"]) is not None]
+        forest = shown[shown["effect_size_name"].isin(ZERO_CENTRED) | shown["suppressed"]]
+        fig = charts.forest_plot(doc.with_instrument(forest), doc.labels, doc.lang, min_cell=doc.min_cell, alpha=doc.alpha)
+        ok = [r for r in records(forest) if not is_outcome_suppressed(r) and number(r["effect_size"]) is not None]
         takeaway = ""
         if ok:
             top = max(ok, key=lambda r: abs(r["effect_size"]))
             takeaway = T("outcomes.forest_takeaway", label=doc.label(top), name=top["effect_size_name"],
                          es=num(top["effect_size"]))
         blocks.append(doc.chart(T("outcomes.forest_title"), takeaway, fig, outcome_table(doc, latest)))
+        if len(forest) < len(shown):
+            blocks.append(doc.note(T("outcomes.forest_note")))
     blocks += wellbeing(doc)
     return blocks
 
@@ -275,9 +279,14 @@ def _attrition(doc: Doc) -> list[dict]:
     blocks = [doc.sub(T("methods.attrition")), doc.para(T("methods.attrition_intro"))]
     if panel.empty:
         return blocks + [doc.no_data()]
+    w = doc.tables["weights"]
+    sizes = {(r["wave"], r["instrument"]): r["n"] for r in records(w)}
     rows = []
     for (inst, pre, post), grp in panel.groupby(["instrument", "pre_wave", "post_wave"], sort=False):
-        n_pre, n_post, pairs = grp["n_pre"].max(), grp["n_post"].max(), grp["n_pairs"].max()
+        # the waves' full samples (the panel rows' own n_pre/n_post may count the matched pairs only)
+        n_pre = sizes.get((pre, inst), grp["n_pre"].max())
+        n_post = sizes.get((post, inst), grp["n_post"].max())
+        pairs = grp["n_pairs"].max()
         sup = number(pairs) is not None and pairs < doc.min_cell
         rows.append([doc.inst(inst), f"{doc.wave(pre, True)} → {doc.wave(post, True)}", doc.n_text(n_pre),
                      doc.n_text(n_post), doc.n_text(pairs, sup),

@@ -164,8 +164,8 @@ def baseline_needs(doc: Doc) -> list[dict]:
             top = ok.loc[ok["estimate"].idxmax()]
             takeaway = T("background.heatmap_takeaway", need=top[f"option_label_{doc.lang}"],
                          compound=doc.labels.get(f"compound:{top['group']}", top["group"]), share=pct(top["estimate"]))
-        blocks.append(doc.chart(T("background.heatmap_title") + f"（{doc.inst(inst)}）" if doc.lang == "zh"
-                                else T("background.heatmap_title") + f" ({doc.inst(inst)})", takeaway, fig,
+        title = T("background.heatmap_title") + (f"：{doc.inst(inst)}" if doc.lang == "zh" else f": {doc.inst(inst)}")
+        blocks.append(doc.chart(title, takeaway, fig,
                                 _needs_table(doc, cells, by="group")))
     return blocks
 

@@ -44,7 +44,7 @@ def number(value: Any) -> float | None:
         out = float(value)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(out) else out
+    return out if math.isfinite(out) else None
 
 
 def pct(value: Any, digits: int = 0) -> str:

@@ -1,0 +1,107 @@
+"""Timing and scale benchmarks with their budgets (issue: quarterly reruns up to city scale).
+
+Each case runs `tongxing` in a subprocess on a fresh root and records wall time and peak memory (the
+child's max RSS). Budgets are for a 2-core machine. Usage:
+
+    .venv/bin/python benchmarks/run_benchmarks.py            # demo-sized cases (a few minutes)
+    .venv/bin/python benchmarks/run_benchmarks.py --scale 10 --scale 100
+
+Results are printed as a table and written to benchmarks/results.json; the exit code is 1 when a case is
+over its budget, so a CI job could gate on it (the test suite does not: timings belong here).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+BUDGETS = {  # seconds, MiB
+    "cold demo run": (10.0, None),
+    "no-change rerun": (2.0, None),
+    "scale 10 run": (60.0, None),
+    "scale 100 run": (300.0, 8192.0),
+}
+
+
+MEASURE = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+           "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+           "w = time.perf_counter() - t; m = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
+           "sys.stderr.write(p.stderr); print(f'{p.returncode} {w} {m}')")
+
+
+def _tongxing(*args: str, env=None) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall time and peak RSS (MiB) of one `tongxing` command, measured in a fresh parent process."""
+    proc = subprocess.run([PYTHON, "-c", MEASURE, PYTHON, "-m", "pipelines", *args], capture_output=True, text=True,
+                          env=env)
+    code, wall, peak = proc.stdout.strip().splitlines()[-1].split()
+    if int(code) != 0:
+        raise SystemExit(f"tongxing {' '.join(args)} failed ({code}):\n{proc.stderr}")
+    return float(wall), float(peak) / 1024.0, proc
+
+
+def _read_raw_seconds(root: Path) -> float:
+    """The time merely reading every raw export takes (the floor any pipeline run pays)."""
+    code = ("import sys,time; from pathlib import Path; from pipelines.ingest.tables import read_table;"
+            "t=time.perf_counter(); [read_table(p) for p in Path(sys.argv[1]).rglob('*') "
+            "if p.is_file() and p.suffix in ('.xlsx','.csv')]; print(time.perf_counter()-t)")
+    out = subprocess.run([PYTHON, "-c", code, str(root / "data_raw")], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def bench(scales: list[int]) -> list[dict]:
+    env = dict(os.environ, TONGXING_LINKAGE_KEY="benchmark-key")
+    results = []
+    work = Path(tempfile.mkdtemp(prefix="tongxing-bench-"))
+    try:
+        root = work / "demo"
+        wall, mem, _ = _tongxing("demo", str(root), env=env)
+        results.append({"case": "demo generation", "seconds": wall, "peak_mib": mem})
+        wall, mem, _ = _tongxing("run", "--root", str(root), env=env)
+        results.append({"case": "cold demo run", "seconds": wall, "peak_mib": mem})
+        read = _read_raw_seconds(root)
+        results.append({"case": "reading raw files only", "seconds": read, "peak_mib": None,
+                        "note": f"cold run / read = {wall / read:.1f}×"})
+        wall, mem, _ = _tongxing("run", "--root", str(root), env=env)
+        results.append({"case": "no-change rerun", "seconds": wall, "peak_mib": mem})
+        for scale in scales:
+            big = work / f"scale{scale}"
+            wall, mem, _ = _tongxing("demo", str(big), "--scale", str(scale), env=env)
+            results.append({"case": f"scale {scale} demo generation", "seconds": wall, "peak_mib": mem})
+            rows = sum(1 for _ in big.glob("data_raw/*/*/*"))
+            wall, mem, _ = _tongxing("run", "--root", str(big), env=env)
+            results.append({"case": f"scale {scale} run", "seconds": wall, "peak_mib": mem, "files": rows})
+            shutil.rmtree(big, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for r in results:
+        budget = BUDGETS.get(r["case"])
+        r["budget_seconds"], r["budget_mib"] = budget if budget else (None, None)
+        r["within_budget"] = (budget is None or ((budget[0] is None or r["seconds"] <= budget[0])
+                                                 and (budget[1] is None or (r["peak_mib"] or 0) <= budget[1])))
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=int, action="append", default=[])
+    args = parser.parse_args()
+    results = bench(args.scale)
+    print(f"{'case':<28}{'seconds':>10}{'budget':>10}{'peak MiB':>10}{'budget':>10}  ok")
+    for r in results:
+        print(f"{r['case']:<28}{r['seconds']:>10.2f}{(r['budget_seconds'] or float('nan')):>10.1f}"
+              f"{(r['peak_mib'] or float('nan')):>10.0f}{(r['budget_mib'] or float('nan')):>10.0f}  "
+              f"{'yes' if r['within_budget'] else 'NO'} {r.get('note', '')}")
+    (HERE / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return 0 if all(r["within_budget"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
