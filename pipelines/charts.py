@@ -524,7 +524,8 @@ def dumbbell(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *, mi
             traces.append(go.Scatter(
                 x=[None if v is None else v * scale], y=[0], xaxis=xr, yaxis=yr,
                 mode="markers+text" if label else "markers", text=[label] if label else None,
-                textposition="top center", textfont=dict(size=11, color=POSITIVE[0]),
+                textposition="middle right" if (change or 0) >= 0 else "middle left", cliponaxis=False,
+                textfont=dict(size=11, color=POSITIVE[0]),
                 name=esc(text(key, lang)), legendgroup=key, showlegend=i == 0,
                 marker=dict(size=13, color=colour, line=dict(color="#FFFFFF", width=1)),
                 hovertext=[hover(f"{label_of(r, lang, labels)} · {wave}", lang, v, n=n, share=share, extra=extra)],

@@ -307,6 +307,12 @@ def test_vulnerable_small_counts_never_shown(reports, published):
     rights = svc[(svc["service_line"] == "rights") & (svc["wave"] == "2024Q4")]
     assert rights["people"].iloc[0] == "" and rights["attendances"].iloc[0] == "" and rights["suppressed"].iloc[0] == "True"
     assert not (svc[["attendances", "people"]].isin(["1", "2", "3", "4"])).any().any()
+    # 16 of the 18 children in difficulty would say 2 were not reached: withheld too
+    ctx = synthetic_context()
+    services = ctx.services.copy()
+    services.loc[(services["wave"] == "cumulative") & (services["service_line"] == "rights"), "people"] = 16
+    html = build_report(synthetic_context(services=services), "en")
+    assert "16 people (target 18)" not in html and "suppressed (n&lt;5) people (target 18)" in html
     rel = pd.read_csv(published / "tables" / "reliability.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)
     assert (rel.loc[rel["n"] == "3", "alpha"] == "").all() and (rel.loc[rel["n"] == "3", "suppressed"] == "True").all()
     comp = pd.read_csv(published / "tables" / "composition.csv", encoding="utf-8-sig", dtype=str, keep_default_na=False)

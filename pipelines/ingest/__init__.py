@@ -74,11 +74,14 @@ def read_export(path: str | Path, codebook: Codebook, root: str | Path | None = 
         return frame, missing, {"file": relative(path, root), **info}
     table = read_table(path)
     headers = [str(h) for h in table.columns]
-    for adapter in ADAPTERS:
-        if adapter.platform == platform if platform is not None else adapter.detect(headers):
-            frame, missing, info = adapter.read(table, path, codebook, root)
-            info = {"file": relative(path, root), **info}
-            return frame, missing, info
+    if platform is not None:  # platform.txt: this folder's adapter, whatever the header looks like
+        adapter = next((a for a in ADAPTERS if a.platform == platform), None)
+    else:
+        adapter = next((a for a in ADAPTERS if a.detect(headers)), None)
+    if adapter is not None:
+        frame, missing, info = adapter.read(table, path, codebook, root)
+        info = {"file": relative(path, root), **info}
+        return frame, missing, info
     known = ", ".join(a.platform for a in ADAPTERS)
     if platform is not None:
         raise InputError(path, f"platform '{platform}' is not a known platform (known: {known})",

@@ -153,7 +153,7 @@ def _expand(table: pd.DataFrame, matches: list[ColumnMatch], path: Path) -> tupl
                                    OPTION if q.type == "select_multiple" else ITEM, q, code))
     if not extra:
         return table, out
-    added = pd.DataFrame({k: v for k, v in extra.items()}, index=table.index)
+    added = pd.DataFrame(extra, index=table.index)
     table = pd.concat([table.set_axis(range(width), axis=1), added], axis=1)
     return table, out
 

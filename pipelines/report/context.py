@@ -235,8 +235,14 @@ def _services(svc: pd.DataFrame, ctx: ReportContext) -> pd.DataFrame:
         is_cum = svc["wave"] == "cumulative"
         completion = svc[m] / svc[f"target_{m}"].replace(0, np.nan)
         svc.loc[is_cum, f"completion_{m}"] = svc.loc[is_cum, f"completion_{m}"].fillna(completion[is_cum])
+    vulnerable = svc["service_line"].map(lambda lid: bool(lines[lid].vulnerable) if lid in lines else False)
     for m in ("attendances", "people"):
         small = svc[m].notna() & (svc[m] > 0) & (svc[m] < ctx.min_cell)
+        if m == "people":
+            # a vulnerable line's target is the whole group (e.g. the 18 children in difficulty): the people
+            # *not* reached are a count of that group too, so they may not be under min_cell either
+            gap = svc[f"target_{m}"] - svc[m]
+            small = small | (vulnerable.astype(bool) & gap.notna() & (gap > 0) & (gap < ctx.min_cell))
         svc.loc[small, [m, f"completion_{m}"]] = np.nan
         svc["suppressed"] = svc["suppressed"] | small
     return svc

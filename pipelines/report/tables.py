@@ -102,27 +102,36 @@ def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.da
         frame = for_output(name, tables[name])
         ws = book.add_worksheet(name)
         ws.write_row(0, 0, list(frame.columns), head)
-        blank_when_suppressed = set(SUPPRESSIBLE.get(name, []))
-        has_flag = "suppressed" in frame.columns
-        for r, rec in enumerate(frame.itertuples(index=False), start=1):
-            row = dict(zip(frame.columns, rec))
-            suppressed = bool(row.get("suppressed")) if has_flag else False
-            for c, (col, value) in enumerate(zip(frame.columns, rec)):
-                if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-                    if suppressed and col in blank_when_suppressed:
-                        ws.write_string(r, c, marker, grey)
-                    continue
-                if isinstance(value, (bool, np.bool_)):
-                    ws.write_boolean(r, c, bool(value))
-                elif isinstance(value, (int, float, np.integer, np.floating)):
-                    if math.isinf(float(value)):      # as the CSV writes it; Excel has no infinity
-                        ws.write_string(r, c, "inf" if value > 0 else "-inf")
-                    else:
-                        ws.write_number(r, c, float(value))
-                else:
-                    ws.write_string(r, c, str(value))
+        suppressed = frame["suppressed"].to_numpy(dtype=bool) if "suppressed" in frame.columns else None
+        for c, col in enumerate(frame.columns):
+            _write_column(ws, c, frame[col], marker if col in SUPPRESSIBLE.get(name, ()) else None,
+                          suppressed, grey)
         ws.freeze_panes(1, 0)
         ws.autofilter(0, 0, max(1, len(frame)), max(0, len(frame.columns) - 1))
         ws.set_column(0, max(0, len(frame.columns) - 1), 14)
     book.close()
     return buffer.getvalue()
+
+
+def _write_column(ws, c: int, series: pd.Series, marker: str | None, suppressed, grey) -> None:
+    """One column, typed once: booleans, numbers (±inf as text, as in the CSV) or strings; an empty cell of
+    a suppressed row gets the suppression marker instead of staying blank."""
+    values = series.tolist()
+    if series.dtype == bool:
+        for r, v in enumerate(values, start=1):
+            ws.write_boolean(r, c, v)
+        return
+    numeric = pd.api.types.is_numeric_dtype(series.dtype)
+    for r, v in enumerate(values, start=1):
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or (not numeric and v == ""):
+            if marker is not None and suppressed is not None and suppressed[r - 1]:
+                ws.write_string(r, c, marker, grey)
+        elif numeric:
+            if math.isinf(v):
+                ws.write_string(r, c, "inf" if v > 0 else "-inf")
+            else:
+                ws.write_number(r, c, v)
+        elif isinstance(v, (bool, np.bool_)):
+            ws.write_boolean(r, c, bool(v))
+        else:
+            ws.write_string(r, c, str(v))
