@@ -74,8 +74,10 @@ def _personal_values(root):
     return values
 
 
-def test_no_personal_value_reaches_clean_data_or_reports(run_root):
-    personal = _personal_values(run_root)
+def test_no_personal_value_reaches_clean_data_or_reports(run_root, books):
+    # a value that is also questionnaire text (the room question's example "3号楼502室") is not personal
+    labels = " ".join(q.label_zh for b in books.values() for q in b.questions)
+    personal = {v for v in _personal_values(run_root) if v not in labels}
     assert len(personal) > 1000
     pattern = re.compile("|".join(re.escape(v) for v in sorted(personal, key=len, reverse=True)))
     for folder in ("data_clean", "reports"):

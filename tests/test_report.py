@@ -2,7 +2,6 @@
 deterministic; the tables and the Excel appendix carry the same suppression; the index lists quarters."""
 from __future__ import annotations
 
-import io
 import json
 import re
 import zipfile
