@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test run bench notebooks clean-demo help
+.PHONY: demo test run bench notebooks clean-demo help chromium
 
 help:
 	@echo "make demo   – install, write the demo exports into data_raw/ (if empty), run every stage"
@@ -25,7 +25,14 @@ demo: $(STAMP)
 run: $(STAMP)
 	$(BIN)/tongxing run --root .
 
-test: $(STAMP)
+# Browser tests need Debian's Chromium; installed here when missing (as root, e.g. on CI). Without it the
+# browser tests skip with a loud reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
+	  || echo "warning: could not install chromium; browser tests will be skipped"; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -222,7 +222,10 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
         t0 = time.perf_counter()
         frames = {k: t.frame for k, t in state.tables.items()}
         docs_stage = root / ".tongxing" / "validation-docs"
-        validation = run_validation(frames, state.books, state.config, docs_stage)
+        keys = state.table_keys
+        known = {k: hit for k in frames if (hit := state.cache.get("validation", keys[k])) is not None}
+        validation = run_validation(frames, state.books, state.config, docs_stage, known=known,
+                                    store=lambda k, outcome: state.cache.put("validation", keys[k], outcome))
         state.timings["validate"] = time.perf_counter() - t0
         raise_on_critical(validation)
         t0 = time.perf_counter()

@@ -316,20 +316,32 @@ def _validate_job(key: tuple[str, str]):
 
 
 def run_validation(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str, Codebook], config: Config,
-                   docs_dir: Path, workers: int | None = None) -> pd.DataFrame:
-    """Validate every (wave, instrument) table, build the Data Docs into `docs_dir`, return the combined table."""
-    session = _Session()
-    for instrument in sorted({k[1] for k in frames}):
-        session.suite(books[instrument], config)  # built once, before forking
+                   docs_dir: Path, workers: int | None = None, known: dict | None = None,
+                   store: Callable | None = None) -> pd.DataFrame:
+    """Validate every (wave, instrument) table, build the Data Docs into `docs_dir`, return the combined table.
+
+    `known` maps a table key to an earlier (table, GX result) of the same data (the run's cache), which is
+    reused instead of validating again; `store(key, outcome)` receives each newly computed outcome.
+    """
+    known = known or {}
     order = {w.id: i for i, w in enumerate(config.waves)}
     keys = sorted(frames, key=lambda k: (order.get(k[0], len(order)), k[0], k[1]))
-    _FORKED["validate"] = (session, frames, books, config)
-    try:
-        outcomes = _fork_map(_validate_job, keys, workers)
-    finally:
-        _FORKED.pop("validate", None)
-    build_data_docs([result for _, result in outcomes], docs_dir, workers)
-    tables = [table for table, _ in outcomes]
+    todo = [k for k in keys if k not in known]
+    outcomes: dict[tuple[str, str], tuple] = {k: known[k] for k in keys if k in known}
+    if todo:
+        session = _Session()
+        for instrument in sorted({k[1] for k in todo}):
+            session.suite(books[instrument], config)  # built once, before forking
+        _FORKED["validate"] = (session, frames, books, config)
+        try:
+            for key, outcome in zip(todo, _fork_map(_validate_job, todo, workers)):
+                outcomes[key] = outcome
+                if store is not None:
+                    store(key, outcome)
+        finally:
+            _FORKED.pop("validate", None)
+    build_data_docs([outcomes[k][1] for k in keys], docs_dir, workers)
+    tables = [outcomes[k][0] for k in keys]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=VALIDATION_COLUMNS)
 
 

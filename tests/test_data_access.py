@@ -12,12 +12,12 @@ def test_duckdb_views_count_what_parquet_holds(run_root):
     for instrument in ("parent", "child", "community"):
         files = sorted((run_root / "data_clean").glob(f"*/{instrument}.parquet"))
         expected = sum(len(pd.read_parquet(f)) for f in files)
-        assert con.sql(f"SELECT count(*) FROM {instrument}").fetchone()[0] == expected
-        by_wave = dict(con.sql(f"SELECT wave, count(*) FROM {instrument} GROUP BY wave").fetchall())
+        assert con.execute(f"SELECT count(*) FROM {instrument}").fetchone()[0] == expected
+        by_wave = dict(con.execute(f"SELECT wave, count(*) FROM {instrument} GROUP BY wave").fetchall())
         assert by_wave == {f.parent.name: len(pd.read_parquet(f)) for f in files}
-    long = con.sql("SELECT count(DISTINCT response_id) FROM answers WHERE instrument = 'child'").fetchone()[0]
+    long = con.execute("SELECT count(DISTINCT response_id) FROM answers WHERE instrument = 'child'").fetchone()[0]
     assert long == sum(len(pd.read_parquet(f)) for f in (run_root / "data_clean").glob("*/child.parquet"))
-    excluded = con.sql("SELECT count(*) FROM exclusions").fetchone()[0]
+    excluded = con.execute("SELECT count(*) FROM exclusions").fetchone()[0]
     assert excluded == sum(len(pd.read_csv(f, encoding="utf-8-sig")) for f in (run_root / "data_clean").glob("*/exclusions.csv"))
 
 
