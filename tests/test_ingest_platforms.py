@@ -121,7 +121,7 @@ def test_tencent_csv_gbk_trailing_commas(tmp_path, raw, book):
     _check(result.frame, raw, book)
     frame, info = result.frame, result.files[0]
     assert info["platform"] == "tencent" and info["mode"] == "text"
-    assert frame["platform_id"].tolist() == raw["platform_id"].tolist()
+    assert frame["platform_id"].tolist() == ("tencent-" + raw["platform_id"].astype(str)).tolist()
     assert frame["ip"].str.fullmatch(r"[\d.]+").all()
     assert set(info["platform_columns"]) >= {"用户标识", "昵称", "UA", "Referrer", "地理位置省"}
     texts = frame.select_dtypes("string").drop(columns=["ip", "source_file"]).astype(str)
@@ -196,7 +196,7 @@ def test_kobo_csv_semicolon_quoted(tmp_path, raw, book):
     result = ingest_folder(tmp_path, book, tmp_path)
     _check(result.frame, raw, book)
     assert result.files[0]["platform"] == "kobo"
-    assert result.frame["platform_id"].tolist() == [str(300000001 + i) for i in range(len(raw))]
+    assert result.frame["platform_id"].tolist() == [f"kobo-{300000001 + i}" for i in range(len(raw))]
     assert result.frame.loc[0, "needs_other"] == "篮球场, 游泳"
     assert set(result.missing["reason"]) <= {"blank", "not_ranked"}
 

@@ -1,8 +1,8 @@
 """Ingest: every export in `data_raw/<wave>/<instrument>/` → one RawResponses frame (docs/architecture.md).
 
 Each file is read as a table of strings (`tables.read_table`), its platform is recognised from its header row
-by the first adapter whose `detect(headers)` is true (`ADAPTERS`; only 问卷星 so far — 腾讯问卷 and Kobo adapters
-plug in the same way), read by that adapter into (frame, missing, info), and the files are merged
+by the first adapter whose `detect(headers)` is true (`ADAPTERS`: 问卷星, paper entry, 腾讯问卷, KoboToolbox;
+SPSS .sav files go to `spss.read_sav`), read by that adapter into (frame, missing, info), and the files are merged
 (`merge.merge_downloads`): a 按文本 and a 按序号 download of the same responses become one row per response,
 the same export present twice is counted once.
 
@@ -80,6 +80,9 @@ def read_export(path: str | Path, codebook: Codebook, root: str | Path | None = 
         adapter = next((a for a in ADAPTERS if a.detect(headers)), None)
     if adapter is not None:
         frame, missing, info = adapter.read(table, path, codebook, root)
+        if adapter.platform != wjx.PLATFORM:
+            # response numbers restart at 1 on every platform: keep a 腾讯问卷 编号 7 apart from 问卷星 序号 7
+            frame["platform_id"] = adapter.platform + "-" + frame["platform_id"].astype("string")
         info = {"file": relative(path, root), **info}
         return frame, missing, info
     known = ", ".join(a.platform for a in ADAPTERS)

@@ -90,10 +90,14 @@ def _fill_other(coded: pd.DataFrame, matched: pd.DataFrame, codebook) -> tuple[p
 
 def _order(frame: pd.DataFrame) -> pd.DataFrame:
     """序号 order (numeric where possible), stable."""
-    key = pd.to_numeric(frame["platform_id"], errors="coerce")
+    key = pd.to_numeric(frame["platform_id"], errors="coerce").astype(float)
     if key.is_monotonic_increasing and key.notna().all():
         return frame.reset_index(drop=True)
-    order = np.lexsort((np.arange(len(frame)), key.fillna(np.inf).to_numpy()))
+    # plain numbers first, then prefixed ids (kobo-…, tencent-…) by prefix and number
+    ids = frame["platform_id"].astype(str)
+    prefix = ids.str.replace(r"\d+$", "", regex=True).to_numpy()
+    number = pd.to_numeric(ids.str.extract(r"(\d+)$", expand=False), errors="coerce").fillna(np.inf).to_numpy()
+    order = np.lexsort((np.arange(len(frame)), number, prefix))
     return frame.iloc[order].reset_index(drop=True)
 
 
