@@ -133,9 +133,32 @@ def test_second_run_is_byte_identical(run_root, tmp_path):
     quarter = _latest(run_root)
     before = {p.relative_to(copy): p.read_bytes() for p in (copy / "reports" / quarter).rglob("*")
               if p.is_file() and p.suffix in (".csv", ".html") and "validation" not in p.parts}
-    run(copy)
+    shutil.rmtree(copy / ".tongxing" / "cache")
+    state = run(copy, use_cache=False)
+    assert not state.unchanged
     for rel, data in before.items():
         assert (copy / rel).read_bytes() == data, rel
+
+
+def test_no_change_rerun_reuses_everything(run_root, tmp_path):
+    copy = tmp_path / "again"
+    shutil.copytree(run_root, copy)
+    state = run(copy)
+    assert state.unchanged and state.reused == len(state.tables)
+
+
+def test_new_download_recomputes_only_its_wave(run_root, tmp_path):
+    copy = tmp_path / "again"
+    shutil.copytree(run_root, copy)
+    folder = copy / "data_raw" / "2025Q4" / "parent"
+    export = sorted(folder.glob("*按文本*"))[0]
+    shutil.copy2(export, folder / ("copy_of_" + export.name))  # the same export downloaded twice
+    state = run(copy)
+    assert not state.unchanged
+    assert state.reused == len(state.tables) - 1
+    manifest = json.loads((copy / "data_clean" / "2025Q4" / "manifest.json").read_text(encoding="utf-8"))
+    before = json.loads((run_root / "data_clean" / "2025Q4" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["tables"]["parent"]["rows"]["kept"] == before["tables"]["parent"]["rows"]["kept"]
 
 
 def _cli(root, *args):
