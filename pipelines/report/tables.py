@@ -74,6 +74,9 @@ def _definitions() -> list[tuple[str, str, str, str]]:
     return rows
 
 
+APPENDIX_ROW_LIMIT = 20000
+
+
 def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.date | None, min_cell: int) -> bytes:
     zh, en = Strings("zh"), Strings("en")
     marker = f"{zh('definitions.suppressed_marker', min_cell=min_cell)} / " \
@@ -99,7 +102,14 @@ def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.da
         sheet.set_column(col, col, width)
     sheet.freeze_panes(1, 0)
     for name in TABLES:
-        frame = for_output(name, tables[name])
+        frame = tables[name]
+        if name == "estimates" and "group_var" in frame.columns and len(frame) > APPENDIX_ROW_LIMIT:
+            # the group breakdowns (tens of thousands of rows) stay in tables/estimates.csv; a funder's
+            # workbook holds the whole-population estimates, and says where the rest is
+            frame = frame[frame["group_var"].fillna("").astype(str) == ""]
+            sheet.write(len(_definitions()) + 3, 0, f"{zh('definitions.estimates_subset')} / "
+                        f"{en('definitions.estimates_subset')}", grey)
+        frame = for_output(name, frame)
         ws = book.add_worksheet(name)
         ws.write_row(0, 0, list(frame.columns), head)
         suppressed = frame["suppressed"].to_numpy(dtype=bool) if "suppressed" in frame.columns else None
