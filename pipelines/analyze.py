@@ -159,7 +159,7 @@ def analyze(state) -> Analysis:
         reliability=reliability(frames, books),
         funnel=pd.concat(funnels, ignore_index=True) if funnels else pd.DataFrame(),
         composition=pd.concat([c for c in compositions if len(c)], ignore_index=True) if any(len(c) for c in compositions) else pd.DataFrame(),
-        weights=pd.concat(weights, ignore_index=True) if weights else pd.DataFrame(),
+        weights=pd.DataFrame([w.iloc[0].to_dict() for w in weights]) if weights else pd.DataFrame(),
         services=service_table(services, config),
         free_text=pd.concat(texts, ignore_index=True) if texts else pd.DataFrame(columns=["wave", "instrument", "text"]),
     )

@@ -72,26 +72,32 @@ def read_export(path: str | Path, codebook: Codebook, root: str | Path | None = 
     if path.suffix.lower() == ".sav":
         frame, missing, info = spss.read_sav(path, codebook, root)
         return frame, missing, {"file": relative(path, root), **info}
-    table = read_table(path)
+    forced = next((a for a in ADAPTERS if a.platform == platform), None) if platform is not None else None
+    if platform is not None and forced is None:
+        known = ", ".join(a.platform for a in ADAPTERS)
+        raise InputError(path, f"platform '{platform}' is not a known platform (known: {known})",
+                         f"write one of {known} in {PLATFORM_FILE}")
+    # title rows above the header and a summary sheet before the answers are skipped (tables.read_table)
+    table = read_table(path, accept=forced.detect if forced else lambda h: any(a.detect(h) for a in ADAPTERS))
     headers = [str(h) for h in table.columns]
-    if platform is not None:  # platform.txt: this folder's adapter, whatever the header looks like
-        adapter = next((a for a in ADAPTERS if a.platform == platform), None)
-    else:
-        adapter = next((a for a in ADAPTERS if a.detect(headers)), None)
+    adapter = forced or next((a for a in ADAPTERS if a.detect(headers)), None)
     if adapter is not None:
+        layout = {}
+        if table.attrs.get("header_row", 1) != 1:
+            layout["header_row"] = table.attrs["header_row"]  # rows above it (a title) were skipped
+        if not table.attrs.get("first_sheet", True):
+            layout["sheet"] = table.attrs["sheet"]  # the answers were not on the first sheet
         frame, missing, info = adapter.read(table, path, codebook, root)
         if adapter.platform != wjx.PLATFORM:
             # response numbers restart at 1 on every platform: keep a 腾讯问卷 编号 7 apart from 问卷星 序号 7
             frame["platform_id"] = adapter.platform + "-" + frame["platform_id"].astype("string")
-        info = {"file": relative(path, root), **info}
+        info = {"file": relative(path, root), **info, **layout}
         return frame, missing, info
     known = ", ".join(a.platform for a in ADAPTERS)
-    if platform is not None:
-        raise InputError(path, f"platform '{platform}' is not a known platform (known: {known})",
-                         f"write one of {known} in {PLATFORM_FILE}")
-    raise InputError(path, f"is not an export of a known platform (known: {known}); header starts "
-                           f"{', '.join(headers[:4])}",
-                     "download the answers again from the survey platform without editing the header row")
+    shown = ", ".join(h for h in headers[:4] if h) or "(empty cells)"
+    raise InputError(path, f"is not an export of a known platform (known: {known}); its first row reads {shown}",
+                     "keep only the platform's downloads in this folder (move notes and other files elsewhere), "
+                     "or download the answers again without editing the header row")
 
 
 def folder_platform(folder: Path) -> str | None:

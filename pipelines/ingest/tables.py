@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import re
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,19 @@ DELIMITERS = (",", ";", "\t")
 REDOWNLOAD = "download it again from the platform, or open it in Excel and save it as .xlsx"
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """The export's first sheet as strings; columns = header texts, index = 1-based data row in the file."""
+HEADER_SEARCH_ROWS = 10  # a title block above the header row is at most this many non-empty rows
+
+
+def read_table(path: str | Path, accept: Callable[[list[str]], bool] | None = None) -> pd.DataFrame:
+    """The export's answer sheet as strings; columns = header texts, index = 1-based data row in the file.
+
+    Without `accept` this is the first sheet and its first non-empty row is the header. With `accept` (a test
+    on a candidate header row, e.g. "a platform recognises it") two documented repairs apply: title rows
+    above the header (a merged `家长问卷 答卷数据` banner) are skipped, and when the first sheet holds no such
+    header (a summary sheet first) the first later sheet that does is read. `frame.attrs` records both
+    (`sheet`, `header_row`, 1-based in the file); when nothing is accepted the first sheet's first row is the
+    header, so the caller's own error message names what it found.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in EXCEL_SUFFIXES | TEXT_SUFFIXES:
@@ -40,31 +52,77 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InputError(path, f"cannot be opened: {exc.strerror or exc}", "check the path") from None
     if size == 0:
         raise InputError(path, "is empty (0 bytes)", REDOWNLOAD)
-    rows = _read_excel(path) if suffix in EXCEL_SUFFIXES else _read_csv(path)
-    return _with_header(path, rows)
+    if suffix in EXCEL_SUFFIXES:
+        sheets = _excel_sheets(path)
+        name, rows = next(sheets)
+        table = _with_header(path, rows, accept)
+        if accept is not None and not table.attrs.get("accepted", True):
+            for other_name, other in sheets:  # the answers may be on a later sheet (a summary sheet first)
+                if other.empty:
+                    continue
+                try:
+                    candidate = _with_header(path, other, accept)
+                except InputError:
+                    continue
+                if candidate.attrs.get("accepted"):
+                    name, table = other_name, candidate
+                    table.attrs["first_sheet"] = False
+                    break
+        table.attrs["sheet"] = name
+        return table
+    return _with_header(path, _read_csv(path), accept)
 
 
 # ------------------------------------------------------------------------------------------ Excel
 
 def _read_excel(path: Path) -> pd.DataFrame:
+    """The first sheet's cells as strings."""
+    return next(_excel_sheets(path))[1]
+
+
+PROTECTED_HINT = ("open it in Excel, remove the password (File → Info → Protect Workbook → Encrypt with Password) "
+                  "and save it as .xlsx, or download it again from the platform")
+
+
+def _excel_sheets(path: Path) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(name, cells as strings) of each sheet in workbook order, read only when asked for."""
     from python_calamine import CalamineWorkbook
 
     with open(path, "rb") as fh:
         head = fh.read(8)
-    if head.startswith(b"\xd0\xcf\x11\xe0") and path.suffix.lower() != ".xls":
+    ole = head.startswith(b"\xd0\xcf\x11\xe0")
+    if ole and path.suffix.lower() != ".xls":
         raise InputError(path, "is password-protected or not a real .xlsx file (it is an encrypted/OLE container)",
-                         "remove the password in Excel (File → Info → Protect Workbook) or " + REDOWNLOAD)
+                         PROTECTED_HINT)
     try:
         book = CalamineWorkbook.from_path(str(path))
-        if not book.sheet_names:
+        names = list(book.sheet_names)
+        if not names:
             raise InputError(path, "has no worksheet", REDOWNLOAD)
-        cells = book.get_sheet_by_index(0).to_python(skip_empty_area=False)
+        first = book.get_sheet_by_index(0).to_python(skip_empty_area=False)
     except InputError:
         raise
     except Exception as exc:  # calamine raises its own error types for broken/truncated/encrypted files
-        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise InputError(path, f"cannot be opened as a workbook (truncated, damaged or password-protected: {detail})",
-                         REDOWNLOAD) from None
+        raise _unreadable(path, exc, ole) from None
+    yield names[0], _cells_frame(first)
+    for i in range(1, len(names)):
+        try:
+            cells = book.get_sheet_by_index(i).to_python(skip_empty_area=False)
+        except Exception:  # a later sheet that cannot be read is not the answer sheet
+            continue
+        yield names[i], _cells_frame(cells)
+
+
+def _unreadable(path: Path, exc: Exception, ole: bool) -> InputError:
+    detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    if ole and re.search(r"passw|encrypt|protect", str(exc), re.IGNORECASE):
+        return InputError(path, f"is password-protected ({detail})", PROTECTED_HINT)
+    hint = PROTECTED_HINT if ole else REDOWNLOAD
+    return InputError(path, f"cannot be opened as a workbook (truncated, damaged or password-protected: {detail})",
+                      hint)
+
+
+def _cells_frame(cells: list) -> pd.DataFrame:
     if not cells:
         return pd.DataFrame()
     frame = pd.DataFrame(cells, dtype=object)
@@ -128,8 +186,11 @@ def _cell_text(value) -> str:
 # ------------------------------------------------------------------------------------------ CSV
 
 def detect_encoding(path: Path, data: bytes) -> str:
-    """BOM → utf-8-sig / utf-16; else UTF-8, then GB18030, then charset-normalizer's guess."""
+    """BOM → utf-8-sig / utf-16; UTF-16 without BOM from its zero bytes; else UTF-8, then GB18030."""
     return _decode(path, data)[1]
+
+
+DECODE_HINT = "download it again, or open it in Excel and save it as CSV UTF-8"
 
 
 def _decode(path: Path, data: bytes) -> tuple[str, str]:
@@ -138,24 +199,51 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
     if bom is not None:
         try:
             return data.decode(bom), bom
-        except UnicodeDecodeError:
-            raise InputError(path, f"starts with a {bom} byte-order mark but is not valid {bom}",
-                             "download it again, or open it in Excel and save it as CSV UTF-8") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(path, f"starts with a {bom} byte-order mark but is not valid {bom} "
+                                   f"(line {_line_of(data, exc.start)})", DECODE_HINT) from None
     if b"\x00" in data[:4096]:
+        utf16 = _utf16_without_bom(data)
+        if utf16 is not None:
+            return utf16
         raise InputError(path, "is not a text/CSV file (it contains binary data)",
                          "check the file type; " + REDOWNLOAD)
-    for encoding in ("utf-8", "gb18030"):
+    # Chinese text already seen as valid UTF-8: a later bad byte means damage, not GB18030 (which would
+    # decode most UTF-8 as mojibake and turn the error into a misleading "unknown platform")
+    head = _utf8_head(data)
+    utf8 = head is not None and not head.isascii()
+    errors = []
+    for encoding in ("utf-8",) if utf8 else ("utf-8", "gb18030"):
         try:
             return data.decode(encoding), encoding
-        except UnicodeDecodeError:
-            continue
-    from charset_normalizer import from_bytes
+        except UnicodeDecodeError as exc:
+            errors.append(exc.start)
+    # no guessing: an encoding no platform writes, or a damaged file; say where the bad bytes are
+    where = max(errors)
+    what = "is UTF-8 text with" if utf8 else "is neither UTF-8 nor GB18030 text:"
+    raise InputError(path, f"{what} undecodable bytes at line {_line_of(data, where)} "
+                           f"(byte {where + 1}; the file may be damaged)", DECODE_HINT)
 
-    best = from_bytes(data).best()
-    if best is not None and best.encoding:
-        return str(best), best.encoding
-    raise InputError(path, "cannot be decoded as text (neither UTF-8 nor GB18030)",
-                     "download it again, or open it in Excel and save it as CSV UTF-8")
+
+def _line_of(data: bytes, position: int) -> int:
+    return data.count(b"\n", 0, position) + 1
+
+
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """UTF-16 text written without a byte-order mark: ASCII characters (digits, commas, line ends) leave a zero
+    byte on one side of every code unit and never on the other."""
+    head = np.frombuffer(data[:4096 - 4096 % 2], dtype=np.uint8)
+    if len(head) < 4:
+        return None
+    even, odd = (head[0::2] == 0).mean(), (head[1::2] == 0).mean()
+    for encoding, zeros, other in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if zeros >= 0.2 and other == 0 and len(data) % 2 == 0:
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError:
+                return None
+            return (text, encoding) if "\x00" not in text else None
+    return None
 
 
 def sniff_delimiter(first_line: str) -> str:
@@ -184,7 +272,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
             data = text.encode("utf-8")
         frame = _read_csv_arrow(data, delim, first)
         if frame is None:
-            frame = _read_csv_pandas(path, text, delim)
+            frame = _read_csv_pandas(path, text, delim, _width(text, first, delim))
     if b"\t" in data:  # cells wrapped in tabs (Tencent); a tab-separated file has none left in its cells
         for col in frame.columns:
             frame[col] = frame[col].str.strip("\t")
@@ -199,6 +287,18 @@ def _utf8_head(data: bytes) -> str | None:
         return codecs.getincrementaldecoder("utf-8")().decode(data[: 1 << 20], final=False)
     except UnicodeDecodeError:
         return None
+
+
+def _width(text: str, first: str, delim: str) -> int | None:
+    """Columns of the table when its first line is a title without delimiters (`家长问卷 答卷数据` above the
+    header): the first of the next lines that has some. None when the first line is the header."""
+    if _count_outside_quotes(first, delim):
+        return None
+    for line in text.lstrip("\ufeff").splitlines()[1:HEADER_SEARCH_ROWS + 1]:
+        n = _count_outside_quotes(line, delim)
+        if n:
+            return n + 1
+    return None
 
 
 def _first_line(text: str) -> str:
@@ -241,10 +341,11 @@ def _read_csv_arrow(data: bytes, delim: str, first_line: str) -> pd.DataFrame | 
     return frame
 
 
-def _read_csv_pandas(path: Path, text: str, delim: str) -> pd.DataFrame:
+def _read_csv_pandas(path: Path, text: str, delim: str, width: int | None = None) -> pd.DataFrame:
     try:
         frame = pd.read_csv(io.StringIO(text), sep=delim, header=None, dtype=str, keep_default_na=False,
-                            na_filter=False, skip_blank_lines=True, engine="c")
+                            na_filter=False, skip_blank_lines=True, engine="c",
+                            names=range(width) if width else None)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (pd.errors.ParserError, ValueError) as exc:
@@ -255,7 +356,7 @@ def _read_csv_pandas(path: Path, text: str, delim: str) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------ header
 
-def _with_header(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
+def _with_header(path: Path, rows: pd.DataFrame, accept: Callable[[list[str]], bool] | None = None) -> pd.DataFrame:
     if rows.empty or rows.shape[1] == 0:
         raise InputError(path, "has no header row (the sheet is empty)", REDOWNLOAD)
     filled = np.zeros(len(rows), dtype=bool)
@@ -266,6 +367,12 @@ def _with_header(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
     if not filled.any():
         raise InputError(path, "has no header row (every cell is empty)", REDOWNLOAD)
     start = int(np.argmax(filled))
+    accepted = True
+    if accept is not None:
+        candidates = np.flatnonzero(filled)[:HEADER_SEARCH_ROWS]
+        found = next((int(i) for i in candidates if accept([str(h).strip() for h in rows.iloc[i].tolist()])), None)
+        accepted = found is not None
+        start = found if accepted else start
     header = [str(h).strip() for h in rows.iloc[start].tolist()]
     body = rows.iloc[start + 1:]
     if not filled[start + 1:].all():
@@ -279,6 +386,7 @@ def _with_header(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
     # the index is the 1-based data row in the file (header excluded), kept across dropped empty rows
     body.index = pd.RangeIndex(len(rows))[start + 1:][filled[start + 1:]] - start
     body.columns = header[:keep]
+    body.attrs.update(accepted=accepted, header_row=start + 1)
     return body
 
 
@@ -358,19 +466,36 @@ def strings(values: np.ndarray):
     return pd.arrays.StringArray(values)
 
 
+EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # serial 1 = 1900-01-01 (Excel's 1900 date system, after its leap bug)
+_SERIAL = re.compile(r"^\d{5}(?:\.\d+)?$")
+SERIAL_RANGE = (21916, 73051)  # 1960-01-01 … 2099-12-31: a bare number there in a time column is a date serial
+
+
 def parse_times(text: np.ndarray) -> np.ndarray:
-    """`2024/07/05 14:22:55`, `2024-07-05 14:22:55` (fast formats first), anything else pandas can read; else NaT."""
+    """`2024/07/05 14:22:55`, `2024-07-05 14:22:55` (fast formats first), Excel date serials (`45478.5988`,
+    what a time cell shows once its date format is lost), anything else pandas can read; else NaT."""
     s = pd.Series(text)
     out = pd.to_datetime(s, format="%Y/%m/%d %H:%M:%S", errors="coerce")
-    for fmt in ("%Y-%m-%d %H:%M:%S", "mixed"):
+    for fmt in ("%Y-%m-%d %H:%M:%S", "serial", "mixed"):
         bad = (out.isna() & s.ne("")).to_numpy()
         if not bad.any():
             break
+        if fmt == "serial":
+            out[bad] = _from_serials(s[bad])
+            continue
         try:
             out[bad] = pd.to_datetime(s[bad], format=fmt, errors="coerce")
         except (ValueError, TypeError):  # e.g. time-zone offsets mixed with naive times: leave those NaT
             break
     return out.astype("datetime64[ns]").to_numpy()
+
+
+def _from_serials(s: pd.Series) -> pd.Series:
+    """Excel date serials → timestamps rounded to the second (a serial carries ~1e-6 s of float noise)."""
+    text = s.astype(str).str.strip()
+    numbers = pd.to_numeric(text.where(text.str.fullmatch(_SERIAL)), errors="coerce")
+    numbers = numbers.where(numbers.between(*SERIAL_RANGE))
+    return (EXCEL_EPOCH + pd.to_timedelta(numbers, unit="D")).dt.round("s")
 
 
 _DURATION = re.compile(r"^(?:(\d+)(?:小时|时))?(?:(\d+)分(?:钟)?)?(?:(\d+(?:\.\d+)?)秒?)?$")

@@ -53,6 +53,7 @@ def read_wjx_table(table: pd.DataFrame, path: Path, codebook: Codebook, root=Non
         raise InputError(path, "is not a 问卷星 download (no 提交答卷时间/序号/所用时间 columns)",
                          "download the answers from 问卷星 → 分析&下载 → 下载答卷数据")
     matches = match_headers(headers, codebook, path=path)
+    check_repeated_columns(table, matches, path)
     mode = detect_mode(path, table, matches)
     reader = _Reader(table, path, codebook, mode, relative(path, root))
     frame = reader.run(matches)
@@ -61,6 +62,26 @@ def read_wjx_table(table: pd.DataFrame, path: Path, codebook: Codebook, root=Non
             "unmatched": [m.header for m in matches if m.kind == UNMATCHED],
             "absent": absent_questions(matches, codebook), **reader.notes}
     return frame, reader.missing_frame(), info
+
+
+def check_repeated_columns(table: pd.DataFrame, matches: list[ColumnMatch], path: Path) -> None:
+    """A header repeated (a column copied in Excel) is harmless when both columns hold the same answers — the
+    first is read, the copy listed as unmatched — and an InputError when they differ: which is right is unknowable."""
+    first: dict[str, ColumnMatch] = {}
+    for m in matches:
+        if m.kind != UNMATCHED and m.kind != META_PART:
+            first.setdefault(normalise_header(m.header), m)
+    for m in matches:
+        original = first.get(normalise_header(m.header)) if m.kind == UNMATCHED else None
+        if original is None:
+            continue
+        a, b = table.iloc[:, original.index], table.iloc[:, m.index]
+        differ = (a.to_numpy(dtype=object) != b.to_numpy(dtype=object))
+        if differ.any():
+            row = int(np.asarray(table.index)[np.argmax(differ)])
+            raise InputError(path, f"the column “{m.header}” appears twice (columns {original.index + 1} and "
+                                   f"{m.index + 1}) with different answers, e.g. in row {row}",
+                             "keep one of the two columns (or download the export again)")
 
 
 def detect_mode(path: Path, table: pd.DataFrame, matches: list[ColumnMatch]) -> str:
