@@ -19,6 +19,10 @@ class TongxingError(Exception):
         self.hint = hint
         super().__init__(self.format())
 
+    def __reduce__(self):
+        # errors raised in a forked worker travel back to the parent by pickling
+        return (type(self), (self.path or None, self.what, self.hint))
+
     def format(self, root: Path | None = None) -> str:
         path = self.path
         if root is not None and path:

@@ -111,41 +111,77 @@ def table_key(state: RunState, shared: str, wave: Wave, instrument: str, folder:
     return combine(shared, wave.id, instrument, file_digest(state.books[instrument].path), folder_key(folder))
 
 
-def process_tables(state: RunState, progress=None) -> None:
-    """Ingest, clean and weight every (wave, instrument) of the run, reusing unchanged tables' results."""
+_FORKED: dict = {}  # what forked workers inherit (never pickled)
+
+
+def _compute_table(job: tuple[str, str, str]) -> TableResult:
+    """Ingest, clean and weight one (wave, instrument) table."""
     from pipelines.ingest import ingest_folder
 
+    state, key, decisions = _FORKED["tables"]
+    wave_id, instrument, folder = job
+    book = state.books[instrument]
+    seconds = {}
+    t0 = time.perf_counter()
+    ingested = ingest_folder(Path(folder), book, state.root)
+    seconds["ingest"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cleaned = clean_responses(ingested.frame, ingested.missing, book, state.config, wave_id, key, decisions)
+    seconds["clean"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    weighted = weight_table(cleaned.frame, book, state.config)
+    seconds["weight"] = time.perf_counter() - t0
+    files = [_file_entry(state.root, info) for info in ingested.files]
+    return TableResult(wave_id, instrument, cleaned, weighted, files, seconds)
+
+
+def _map_tables(jobs: list, workers: int = 2) -> list:
+    """Tables in forked processes on Linux (they are independent and CPU-bound), in-process otherwise.
+
+    A worker's error (bad input) is re-raised here exactly as it would have been raised in-process."""
+    import multiprocessing
+    import os
+    import sys
+    import threading
+
+    workers = min(len(jobs), workers, os.cpu_count() or 1)
+    if workers < 2 or not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return [_compute_table(job) for job in jobs]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(_compute_table, jobs, chunksize=1)
+
+
+def process_tables(state: RunState, progress=None) -> None:
+    """Ingest, clean and weight every (wave, instrument) of the run, reusing unchanged tables' results."""
     key = linkage_key(state.config)
     decisions = load_decisions(state.root)
     shared = _shared_key(state)
+    jobs = []
     for wave in state.waves:
         for instrument, folder in instrument_folders(state.root, wave, state.books):
-            book = state.books[instrument]
             tkey = table_key(state, shared, wave, instrument, folder)
             state.table_keys[(wave.id, instrument)] = tkey
             cached = state.cache.get("table", tkey) if state.cache else None
             if cached is not None:
                 state.tables[(wave.id, instrument)] = cached
                 state.reused += 1
-                continue
-            seconds = {}
-            t0 = time.perf_counter()
-            ingested = ingest_folder(folder, book, state.root)
-            seconds["ingest"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            cleaned = clean_responses(ingested.frame, ingested.missing, book, state.config, wave.id, key, decisions)
-            seconds["clean"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            weighted = weight_table(cleaned.frame, book, state.config)
-            seconds["weight"] = time.perf_counter() - t0
-            files = [_file_entry(state.root, info) for info in ingested.files]
-            result = TableResult(wave.id, instrument, cleaned, weighted, files, seconds)
-            state.tables[(wave.id, instrument)] = result
-            if state.cache:
-                state.cache.put("table", tkey, result)
-            if progress:
-                progress(f"{wave.id}/{instrument}: {cleaned.counts['read']} read, {cleaned.counts['kept']} kept")
-    for (wave_id, instrument), table in sorted(state.tables.items()):
+            else:
+                jobs.append((wave.id, instrument, str(folder)))
+    _FORKED["tables"] = (state, key, decisions)
+    try:
+        results = _map_tables(jobs)
+    finally:
+        _FORKED.pop("tables", None)
+    for (wave_id, instrument, _), result in zip(jobs, results):
+        state.tables[(wave_id, instrument)] = result
+        if state.cache:
+            state.cache.put("table", state.table_keys[(wave_id, instrument)], result)
+        if progress:
+            counts = result.clean.counts
+            progress(f"{wave_id}/{instrument}: {counts['read']} read, {counts['kept']} kept")
+    order = {w.id: i for i, w in enumerate(state.config.waves)}
+    state.tables = dict(sorted(state.tables.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])))
+    for (wave_id, instrument), table in state.tables.items():
         for message in table.weighted.warnings:
             state.warnings.append(f"{wave_id}/{instrument}: {message}")
 

@@ -211,8 +211,8 @@ def _(c):
     c.save(*c.rows(), encoding="utf-16-le")
 
 
-@case("csv-undecodable-bytes", Fails(f"{Q4}/331954276_按文本_家长问卷_312_312.csv",
-                                      r"neither UTF-8 nor GB18030.*line \d+.*save it as CSV UTF-8"))
+@case("csv-undecodable-bytes", Fails("{text}",
+                                      r"undecodable bytes at line \d+.*save it as CSV UTF-8"))
 def _(c):
     """Bytes that are neither UTF-8 nor GB18030 (a damaged file) → error naming the line; no guessing."""
     header, rows = c.rows()
@@ -221,13 +221,13 @@ def _(c):
     c.replace().write_bytes(data[:cut] + b"\x81\x20\xff\xfe" + data[cut:])
 
 
-@case("csv-empty", Fails(f"{Q4}/331954276_按文本_家长问卷_312_312.csv", r"empty \(0 bytes\).*download it again"))
+@case("csv-empty", Fails("{text}", r"empty \(0 bytes\).*download it again"))
 def _(c):
     """A zero-byte CSV → error: empty, download it again."""
     c.replace().write_bytes(b"")
 
 
-@case("csv-blank-lines", Fails(f"{Q4}/331954276_按文本_家长问卷_312_312.csv", r"no header row.*download it again"))
+@case("csv-blank-lines", Fails("{text}", r"no header row.*download it again"))
 def _(c):
     """A CSV of blank lines → error: no header row."""
     c.replace().write_bytes(b"\r\n \r\n\r\n")
@@ -261,7 +261,7 @@ def _(c):
     c.replace("x.xlsx").write_bytes(np.random.default_rng(1).bytes(5000))
 
 
-@case("xlsx-password", Fails(f"{Q4}/x.xlsx", r"password-protected.*remove the password"))
+@case("xlsx-password", Fails(f"{Q4}/x.xlsx", r"password-protected.*remove the password.*save it"))
 def _(c):
     """A password-protected .xlsx (an encrypted OLE container) → error: protected, save it without a password."""
     c.replace("x.xlsx").write_bytes(ole_bytes())
@@ -276,13 +276,13 @@ def _(c):
 @case("xlsx-answers-on-second-sheet", Repairs(same_as_base))
 def _(c):
     """First sheet a summary (统计), answers on the second → the sheet whose header a platform recognises is read."""
-    c.save_xlsx({"统计": [["问卷", "家长问卷"], ["答卷数", "312"]], "答卷数据": _sheet(c)})
+    c.save_xlsx({"统计": [["问卷", "家长问卷"], ["答卷数", str(len(c.base.q4))]], "答卷数据": _sheet(c)})
 
 
 @case("xlsx-extra-sheets", Repairs(same_as_base))
 def _(c):
     """Answers on the first sheet, then extra sheets (统计, an empty one) → only the answers are read."""
-    c.save_xlsx({"Sheet1": _sheet(c), "统计": [["答卷数", 312]], "Sheet3": []})
+    c.save_xlsx({"Sheet1": _sheet(c), "统计": [["答卷数", len(c.base.q4)]], "Sheet3": []})
 
 
 @case("xlsx-title-row-merged", Repairs(same_as_base))
@@ -405,7 +405,7 @@ def _(c):
     c.save(header + [header[j]], [r + [r[j]] for r in rows])
 
 
-@case("duplicate-header-conflicting", Fails(f"{Q4}/331954276_按文本_家长问卷_312_312.csv",
+@case("duplicate-header-conflicting", Fails("{text}",
                                              r"3、您的性别.*(twice|2 columns|two columns).*keep one"))
 def _(c):
     """Two columns headed `3、您的性别` with different answers → error: which one is right is unknowable."""
@@ -423,7 +423,7 @@ def _(c):
     c.save([header[i] for i in order], [[r[i] for i in order] for r in rows])
 
 
-@case("renamed-option-text", Fails(f"{Q4}/331954276_按文本_家长问卷_312_312.csv",
+@case("renamed-option-text", Fails("{text}",
                                     r"row \d+, 第2题 'relation'.*“妈妈” is not one of its options.*renamed option"))
 def _(c):
     """An option renamed on the platform (母亲 → 妈妈) in a 按文本 download → error naming row, question, text."""
@@ -448,7 +448,7 @@ def _(c):
     c.save(header + ["备注"], [r + ["已电话回访" if i % 7 == 0 else ""] for i, r in enumerate(rows)])
 
 
-@case("missing-required-column", Fails(f"{Q4}/331954276_按文本_家长问卷_312_312.csv",
+@case("missing-required-column", Fails("{text}",
                                         r"缺少第5题 “您家的户籍情况”.*'hukou'.*download the export"))
 def _(c):
     """A required question's column deleted → error: 缺少第5题, download again or fix the codebook."""
@@ -457,7 +457,7 @@ def _(c):
     c.save(header[:j] + header[j + 1:], [r[:j] + r[j + 1:] for r in rows])
 
 
-@case("required-question-renamed", Fails(f"{Q4}/331954276_按文本_家长问卷_312_312.csv",
+@case("required-question-renamed", Fails("{text}",
                                           r"缺少第5题 “您家的户籍情况”.*fix the codebook"))
 def _(c):
     """A required question reworded beyond recognition (户籍情况 → 户口类型) → error: 缺少第5题."""
@@ -493,26 +493,26 @@ def _(c):
 @case("same-file-twice", Repairs(same_counts))
 def _(c):
     """The same download saved twice under two names → each response counted once."""
-    shutil.copy2(c.text, c.q4 / "331954276_按文本_家长问卷_312_312 (1).csv")
+    shutil.copy2(c.text, c.q4 / f"{c.text.stem} (1).csv")
 
 
 def _union(c, out, err):
     same_counts(c, out, err)
     got = c.q4_frame().drop(columns=["source_row"])
     want = c.base.q4.drop(columns=["source_row"])
-    assert len(got) == len(want) == 312
+    assert len(got) == len(want)
     pd.testing.assert_frame_equal(got[want.columns], want)
 
 
 @case("text-and-coded-different-sizes", Repairs(_union))
 def _(c):
-    """A 312-row 按文本 and a 200-row 按序号 download → joined on 序号: 312 responses, the coded answers win."""
+    """A full 按文本 and a 200-row 按序号 download → joined on 序号: every response once, the coded answers win."""
     coded = q4_export(c.demo, "coded")
     header, rows = read_csv(coded)
     write_csv(c.q4 / Q4_CODED.format(n=200), header, rows[:200], encoding="utf-8-sig")
 
 
-@case("two-questionnaires-in-one-folder", Fails(f"{Q4}/331954301_按文本_儿童问卷_268_268.csv",
+@case("two-questionnaires-in-one-folder", Fails("{child}",
                                                  r"(缺少第\d+题|is not one of its options).*(this questionnaire|download)"))
 def _(c):
     """The child questionnaire's download dropped into parent/ → error naming that file."""
@@ -543,7 +543,7 @@ def _(c):
 @case("lock-and-system-files-ignored", Repairs(same_as_base))
 def _(c):
     """Excel's lock file `~$….xlsx`, `.DS_Store`, `Thumbs.db` and a README beside the exports → ignored."""
-    (c.q4 / "~$331954276_按文本_家长问卷_312_312.xlsx").write_bytes(b"\x0bEvaluator" + bytes(150))
+    (c.q4 / f"~${c.text.stem}.xlsx").write_bytes(b"\x0bEvaluator" + bytes(150))
     (c.q4 / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(100))
     (c.q4 / "Thumbs.db").write_bytes(ole_bytes(512))
     (c.q4 / "README.txt").write_text("下载于2024年12月31日\n", encoding="utf-8")
@@ -567,7 +567,7 @@ def _(c):
     (c.q4 / "下载说明.txt").write_text("本文件夹为2024年第四季度家长问卷\n下载人：社工小王\n", encoding="utf-8")
 
 
-@case("coded-unknown-code", Fails(f"{Q4}/331954276_按序号_家长问卷_312_312.csv",
+@case("coded-unknown-code", Fails("{coded}",
                                    r"第5题 'hukou'.*“7” is not one of its options"))
 def _(c):
     """A 按序号 download with option number 7 for a 2-option question → error naming row and question."""
@@ -618,16 +618,17 @@ def _(c):
 def _all_excluded(c, out, err):
     tables = published(c)
     funnel = pd.read_csv(tables / "funnel.csv").query("wave == '2024Q4'").set_index("rule")["rows"]
-    assert funnel.to_dict() == {"read": 312, "test_response": 312, "kept": 0}
+    n = len(c.base.q4)
+    assert funnel.to_dict() == {"read": n, "test_response": n, "kept": 0}
     exclusions = pd.read_csv(c.root / "data_clean" / "2024Q4" / "exclusions.csv")
-    assert len(exclusions) == 312 and set(exclusions["rule"]) == {"test_response"}
+    assert len(exclusions) == n and set(exclusions["rule"]) == {"test_response"}
     assert re.search(r"warning: 2024Q4/parent: no responses", err), err
     assert "保留 0 份" in (c.root / "reports" / "2024Q4" / "report.html").read_text(encoding="utf-8")
 
 
 @case("every-response-excluded", Repairs(_all_excluded, "run", ("--lang", "zh")))
 def _(c):
-    """Every 2024Q4 response a test (姓名 “测试”) → publishes; exclusions.csv lists all 312; the report says 0 kept."""
+    """Every 2024Q4 response a test (姓名 “测试”) → publishes; exclusions.csv lists every row; the report says 0 kept."""
     header, rows = c.rows()
     j = column(header, "27、")
     c.save(header, [[*r[:j], "测试", *r[j + 1:]] for r in rows])
@@ -797,6 +798,8 @@ def test_corpus(setup, expect, base, demo_root, tmp_path, monkeypatch, capsys):
     c = Case(root, demo_root, base)
     setup(c)
     raw_before = snapshot(root / "data_raw")
+    names = {"text": c.text, "coded": q4_export(demo_root, "coded"),
+             "child": sorted((demo_root / "data_raw" / "2024Q4" / "child").glob("*按文本*"))[0]}
     code, out, err = cli([expect.command, "--root", str(root), *expect.args], capsys)
     assert "Traceback" not in err and "internal error" not in err, err
     assert snapshot(root / "data_raw") == raw_before, "a raw export was written"
@@ -807,7 +810,8 @@ def test_corpus(setup, expect, base, demo_root, tmp_path, monkeypatch, capsys):
         if expect.path:
             m = ERROR_LINE.match(errors[0])
             assert m, f"not `error: <path>: <what> (<what to do>)`: {errors[0]}"
-            assert m["path"] == expect.path, errors[0]
+            path = expect.path.format(**{k: f"{Q4}/{v.name}" for k, v in names.items()})
+            assert m["path"] == path, errors[0]
         assert re.search(expect.what, errors[0]), errors[0]
         assert not (root / "reports").exists() or not any((root / "reports").rglob("report.html"))
     else:
