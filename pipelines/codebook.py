@@ -231,7 +231,8 @@ def load_codebook(path: str | Path) -> Codebook:
         try:
             return int(float(value)) if value else None
         except ValueError:
-            raise ConfigError(path, f"settings sheet: {key} should be a whole number, not {value!r}") from None
+            raise ConfigError(path, f"settings sheet: {key} should be a whole number, not {value!r}",
+                              "write a number such as 8, or leave it empty") from None
 
     return Codebook(
         instrument=instrument, title=settings_row.get("form_title", instrument),
@@ -264,7 +265,8 @@ def _parse_choices(path: Path, frame: pd.DataFrame) -> dict[str, tuple[Choice, .
         score_text = _cell(row.get("score"))
         label_zh = _cell(row.get(zh)) if zh else ""
         if not label_zh:
-            raise ConfigError(path, f"{where}: option {code} of list '{list_name}' has no Chinese label")
+            raise ConfigError(path, f"{where}: option {code} of list '{list_name}' has no Chinese label",
+                              "write the option text exactly as the platform shows it")
         existing.append(Choice(code=code, label_zh=label_zh, label_en=(_cell(row.get(en)) if en else "") or label_zh,
                                score=float(score_text) if score_text else float(code),
                                other=_yes(_cell(row.get("other")))))
@@ -296,14 +298,16 @@ def _parse_survey(path: Path, frame: pd.DataFrame, lists) -> tuple[list[Question
             group_depth += 1
             if cells.get("appearance", "") == "table-list":
                 if open_matrix is not None:
-                    raise ConfigError(path, f"{where}: a matrix opens inside matrix '{open_matrix['name']}'")
+                    raise ConfigError(path, f"{where}: a matrix opens inside matrix '{open_matrix['name']}'",
+                                      "close the first matrix with an end_group row before opening another")
                 open_matrix = {"name": name, "qnum": qnum, "zh": cells.get(zh, ""),
                                "en": cells.get(en, "") if en else "", "rows": [], "depth": group_depth}
             continue
         if base in ("end_group", "end"):
             if open_matrix is not None and open_matrix["depth"] == group_depth:
                 if not open_matrix["rows"]:
-                    raise ConfigError(path, f"{where}: matrix '{open_matrix['name']}' has no rows")
+                    raise ConfigError(path, f"{where}: matrix '{open_matrix['name']}' has no rows",
+                                      "put its rows between begin_group and end_group, or delete the group")
                 matrices[open_matrix["name"]] = Matrix(open_matrix["name"], open_matrix["qnum"], open_matrix["zh"],
                                                        open_matrix["en"] or open_matrix["zh"],
                                                        tuple(open_matrix["rows"]))
@@ -316,7 +320,8 @@ def _parse_survey(path: Path, frame: pd.DataFrame, lists) -> tuple[list[Question
             raise ConfigError(path, f"{where}: unknown question type {qtype!r}",
                               f"use one of {', '.join(sorted(ANSWER_TYPES))}")
         if not name or not name.replace("_", "a").isalnum() or not name.isascii() or not name[0].isalpha():
-            raise ConfigError(path, f"{where}: name {name!r} is not an ASCII snake_case column name")
+            raise ConfigError(path, f"{where}: name {name!r} is not an ASCII snake_case column name",
+                              "use letters, digits and _, starting with a letter, e.g. child_age")
         if name in names:
             raise ConfigError(path, f"{where}: duplicate name {name!r}", "every answer row needs its own name")
         names.add(name)
@@ -350,9 +355,11 @@ def _parse_survey(path: Path, frame: pd.DataFrame, lists) -> tuple[list[Question
             try:
                 correct_code = int(correct)
             except ValueError:
-                raise ConfigError(path, f"{where}: correct answer {correct!r} of '{name}' is not a choice code") from None
+                raise ConfigError(path, f"{where}: correct answer {correct!r} of '{name}' is not a choice code",
+                                  f"write the code (name) of the correct option of list '{list_name}'") from None
             if correct_code not in [c.code for c in choices]:
-                raise ConfigError(path, f"{where}: correct answer {correct_code} of '{name}' is not in list '{list_name}'")
+                raise ConfigError(path, f"{where}: correct answer {correct_code} of '{name}' is not in list '{list_name}'",
+                                  f"write the code (name) of the correct option of list '{list_name}'")
         matrix_name = open_matrix["name"] if open_matrix is not None else None
         if open_matrix is not None:
             open_matrix["rows"].append(name)
@@ -374,7 +381,7 @@ def _parse_survey(path: Path, frame: pd.DataFrame, lists) -> tuple[list[Question
             unknown = sorted(q.relevant.refs - names)
             if unknown:
                 raise ConfigError(path, f"survey sheet row {q.row}: relevant of '{q.name}' refers to unknown question(s) "
-                                  f"{', '.join(unknown)}")
+                                  f"{', '.join(unknown)}", "correct the ${name} in the expression, or add the question")
     return questions, matrices
 
 
@@ -384,7 +391,8 @@ def _qnum(path: Path, where: str, text: str) -> int | None:
     try:
         return int(float(text))
     except ValueError:
-        raise ConfigError(path, f"{where}: qnum {text!r} is not a question number") from None
+        raise ConfigError(path, f"{where}: qnum {text!r} is not a question number",
+                          "write the number the platform shows before the question, e.g. 5") from None
 
 
 def _number(path: Path, where: str, key: str, text: str) -> float | None:
@@ -393,7 +401,7 @@ def _number(path: Path, where: str, key: str, text: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise ConfigError(path, f"{where}: {key} {text!r} is not a number") from None
+        raise ConfigError(path, f"{where}: {key} {text!r} is not a number", "write a number or leave it empty") from None
 
 
 def _default_measure(base: str) -> str:
@@ -428,7 +436,8 @@ def _parse_scales(path: Path, frame: pd.DataFrame | None, questions: list[Questi
             raise ConfigError(path, f"{where}: method {method!r} of scale '{sid}'", "use sum or mean")
         min_answered = _number(path, where, "min_answered", cells.get("min_answered", "")) or 1.0
         if not 0 < min_answered <= 1:
-            raise ConfigError(path, f"{where}: min_answered of scale '{sid}' must be a share in (0, 1]")
+            raise ConfigError(path, f"{where}: min_answered of scale '{sid}' must be a share in (0, 1]",
+                              "write e.g. 0.8 (answers needed for a score, as a share of the items)")
         subs: dict[str, list[str]] = {}
         for q in qs:
             if q.subscale:

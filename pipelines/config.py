@@ -133,7 +133,7 @@ def load_config(root: str | Path) -> Config:
         raise ConfigError(path, "configuration file not found",
                           "run `tongxing demo DIR` for a complete example root, or copy config/ from the repository")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # Notepad saves UTF-8 with a BOM
     except UnicodeDecodeError:
         raise ConfigError(path, "is not UTF-8 text", "save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
@@ -160,7 +160,9 @@ class _Parser:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
-            raise self.fail(full, f"should be {_kind_name(kind)}, not {value!r}")
+            unquote = " without quotes" if isinstance(value, str) and kind is not str else ""
+            raise self.fail(full, f"should be {_kind_name(kind)}, not {value!r}",
+                            f"write {_kind_name(kind)}{unquote}")
         return value
 
     def parse(self) -> Config:
@@ -171,7 +173,8 @@ class _Parser:
         start = self.get(project, "service_start", "project", dt.date)
         end = self.get(project, "service_end", "project", dt.date)
         if end <= start:
-            raise self.fail("project.service_end", f"{end} is not after service_start {start}")
+            raise self.fail("project.service_end", f"{end} is not after service_start {start}",
+                            "correct project.service_start or project.service_end")
         thresholds = self.thresholds(self.get(raw, "thresholds", "", dict, {}))
         design = self.get(raw, "design", "", dict, {})
         compounds = self.compounds(self.get(raw, "compounds", "", list))
@@ -200,11 +203,12 @@ class _Parser:
             kind = type(getattr(defaults, name))
             values[name] = self.get(table, name, "thresholds", kind, getattr(defaults, name))
         if values["min_cell"] < 1:
-            raise self.fail("thresholds.min_cell", "must be at least 1")
+            raise self.fail("thresholds.min_cell", "must be at least 1", "write e.g. min_cell = 5")
         if not 0 < values["speeder_fraction_of_median"] < 1:
-            raise self.fail("thresholds.speeder_fraction_of_median", "must be between 0 and 1")
+            raise self.fail("thresholds.speeder_fraction_of_median", "must be between 0 and 1",
+                            "write a share of the median time, e.g. 0.33")
         if not 0.5 < values["confidence"] < 1:
-            raise self.fail("thresholds.confidence", "must be between 0.5 and 1, e.g. 0.95")
+            raise self.fail("thresholds.confidence", "must be between 0.5 and 1", "write e.g. confidence = 0.95")
         return Thresholds(**values)
 
     def compounds(self, items: list) -> tuple[Compound, ...]:
@@ -212,10 +216,11 @@ class _Parser:
         for i, item in enumerate(items):
             where = f"compounds[{i}]"
             if not isinstance(item, dict):
-                raise self.fail(where, "should be a [[compounds]] table")
+                raise self.fail(where, "should be a [[compounds]] table",
+                                "write each compound as a [[compounds]] block with id, name_zh and name_en")
             cid = self.get(item, "id", where, str)
             if cid in seen:
-                raise self.fail(f"{where}.id", f"duplicate compound id {cid!r}")
+                raise self.fail(f"{where}.id", f"duplicate compound id {cid!r}", "give each compound its own id")
             seen.add(cid)
             out.append(Compound(
                 id=cid, name_zh=self.get(item, "name_zh", where, str), name_en=self.get(item, "name_en", where, str),
@@ -224,7 +229,7 @@ class _Parser:
                 children=self.get(item, "children", where, int, None),
                 estimate=self.get(item, "estimate", where, bool, False)))
         if not out:
-            raise self.fail("compounds", "no compound declared")
+            raise self.fail("compounds", "no compound declared", "add a [[compounds]] block per residential compound")
         return tuple(out)
 
     def alias_index(self, compounds: tuple[Compound, ...]) -> dict[str, str]:
@@ -246,7 +251,8 @@ class _Parser:
             for j, band in enumerate(bands):
                 if not (isinstance(band, list) and len(band) == 3 and isinstance(band[0], str)
                         and all(isinstance(x, int) for x in band[1:]) and band[1] <= band[2]):
-                    raise self.fail(f"age_bands.{name}[{j}]", f"should be [label, min_age, max_age], not {band!r}")
+                    raise self.fail(f"age_bands.{name}[{j}]", f"should be [label, min_age, max_age], not {band!r}",
+                                    'write e.g. ["8-11", 8, 11] (whole years, upper bound included)')
                 parsed.append((band[0], band[1], band[2]))
             out[name] = tuple(parsed)
         return out
@@ -264,10 +270,12 @@ class _Parser:
             for var, levels in margins.items():
                 mkey = f"{where}.margins.{var}"
                 if not isinstance(levels, dict) or not levels:
-                    raise self.fail(mkey, "should be a table of level = population count")
+                    raise self.fail(mkey, "should be a table of level = population count",
+                                    f"write a [{mkey}] table with one `level = count` line per level")
                 for level, count in levels.items():
                     if not isinstance(count, (int, float)) or isinstance(count, bool) or count <= 0:
-                        raise self.fail(f"{mkey}.{level}", f"should be a positive count, not {count!r}")
+                        raise self.fail(f"{mkey}.{level}", f"should be a positive count, not {count!r}",
+                                        "write the number of people, e.g. 275")
                 if var == "compound":
                     unknown = sorted(set(levels) - compound_ids)
                     if unknown:
@@ -301,7 +309,8 @@ class _Parser:
             where = f"waves[{i}]"
             wid = self.get(item, "id", where, str)
             if wid in seen:
-                raise self.fail(f"{where}.id", f"duplicate wave id {wid!r}")
+                raise self.fail(f"{where}.id", f"duplicate wave id {wid!r}",
+                                "give each wave its own id (a copied [[waves]] block keeps the old one)")
             seen.add(wid)
             kind = self.get(item, "kind", where, str)
             if kind not in ("baseline", "quarterly"):
@@ -309,7 +318,7 @@ class _Parser:
             start = self.get(item, "start", where, dt.date)
             end = self.get(item, "end", where, dt.date)
             if end < start:
-                raise self.fail(f"{where}.end", f"{end} is before start {start}")
+                raise self.fail(f"{where}.end", f"{end} is before start {start}", "correct start or end")
             if kind == "quarterly" and (start < service_start or end > service_end):
                 raise self.fail(where, f"wave {wid} ({start} – {end}) lies outside the service year "
                                 f"{service_start} – {service_end}",
@@ -321,9 +330,10 @@ class _Parser:
                             label_zh=self.get(item, "label_zh", where, str, wid),
                             label_en=self.get(item, "label_en", where, str, wid)))
         if not out:
-            raise self.fail("waves", "no wave declared")
+            raise self.fail("waves", "no wave declared", "add a [[waves]] block for the baseline and each quarter")
         if out[0].kind != "baseline":
-            raise self.fail("waves[0].kind", "the first wave must be the baseline")
+            raise self.fail("waves[0].kind", "the first wave must be the baseline",
+                            'list the needs survey (kind = "baseline") first')
         return tuple(out)
 
     def service_lines(self, items: list) -> tuple[ServiceLine, ...]:
@@ -334,7 +344,8 @@ class _Parser:
             indicators = tuple(self.get(item, "indicators", where, list))
             for ind in indicators:
                 if ind in owner:
-                    raise self.fail(f"{where}.indicators", f"indicator {ind!r} already belongs to {owner[ind]!r}")
+                    raise self.fail(f"{where}.indicators", f"indicator {ind!r} already belongs to {owner[ind]!r}",
+                                    "an indicator belongs to one service line: remove it from one of them")
                 owner[ind] = lid
             outputs = self.get(item, "outputs", where, dict, {})
             out.append(ServiceLine(

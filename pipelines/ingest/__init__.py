@@ -114,11 +114,23 @@ def folder_platform(folder: Path) -> str | None:
     return name
 
 
+def _no_exports_in_subfolders(folder: Path) -> None:
+    """Exports are read from the instrument folder itself: a folder inside it holding files (an unzipped
+    download, an "old" folder) would otherwise be skipped without a word."""
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))):
+        inside = [p for p in sub.rglob("*") if p.is_file() and not is_ignored(p)]
+        if inside:
+            raise InputError(sub, f"is a folder inside an instrument folder ({len(inside)} file(s) in it are not read)",
+                             f"move the downloads directly into {folder.name}/ and delete the folder, or move it "
+                             "out of data_raw/ if it holds old downloads")
+
+
 def ingest_folder(folder: str | Path, codebook: Codebook, root: str | Path | None = None) -> IngestResult:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "folder not found", "put the downloads in data_raw/<wave>/<instrument>/")
     platform = folder_platform(folder)
+    _no_exports_in_subfolders(folder)
     paths = sorted(p for p in folder.iterdir() if not is_ignored(p) and p.name.lower() != PLATFORM_FILE)
     if not paths:
         raise InputError(folder, "has no export files", "put the platform's downloads (.xlsx/.xls/.csv/.sav) here")

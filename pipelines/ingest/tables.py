@@ -24,6 +24,7 @@ from pipelines.errors import InputError
 
 EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}
 TEXT_SUFFIXES = {".csv", ".txt", ".tsv"}
+ARCHIVE_SUFFIXES = {".zip", ".rar", ".7z", ".gz", ".tar"}
 DELIMITERS = (",", ";", "\t")
 REDOWNLOAD = "download it again from the platform, or open it in Excel and save it as .xlsx"
 
@@ -43,6 +44,9 @@ def read_table(path: str | Path, accept: Callable[[list[str]], bool] | None = No
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix in ARCHIVE_SUFFIXES:
+        raise InputError(path, f"is a compressed archive ({suffix}), not an export",
+                         "unzip it, put the .xlsx/.csv files it holds in this folder and remove the archive")
     if suffix not in EXCEL_SUFFIXES | TEXT_SUFFIXES:
         raise InputError(path, f"is not a spreadsheet ({suffix or 'no extension'})",
                          "exports are read from .xlsx, .xls or .csv files; remove other files from the folder")
@@ -231,13 +235,13 @@ def _line_of(data: bytes, position: int) -> int:
 
 def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
     """UTF-16 text written without a byte-order mark: ASCII characters (digits, commas, line ends) leave a zero
-    byte on one side of every code unit and never on the other."""
+    byte on one side of their code unit; on the other side a zero is rare (only CJK characters like 一, U+4E00)."""
     head = np.frombuffer(data[:4096 - 4096 % 2], dtype=np.uint8)
     if len(head) < 4:
         return None
     even, odd = (head[0::2] == 0).mean(), (head[1::2] == 0).mean()
     for encoding, zeros, other in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
-        if zeros >= 0.2 and other == 0 and len(data) % 2 == 0:
+        if zeros >= 0.1 and other <= zeros / 8 and len(data) % 2 == 0:
             try:
                 text = data.decode(encoding)
             except UnicodeDecodeError:

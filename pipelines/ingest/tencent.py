@@ -27,7 +27,7 @@ from pipelines.ingest.headers import (ITEM, META, META_PART, OPTION, UNMATCHED, 
                                       check_required, match_headers, normalise_header, option_key, split_qnum,
                                       text_key)
 from pipelines.ingest.tables import parse_times, relative, strings
-from pipelines.ingest.wjx import _Reader
+from pipelines.ingest.wjx import _Reader, check_repeated_columns
 
 PLATFORM = "tencent"
 TENCENT_META = {"编号", "答题时长"}
@@ -59,6 +59,7 @@ def read_matched(table: pd.DataFrame, matches: list[ColumnMatch], path: Path, co
     `others` maps `<name>_other` columns to the table column holding the platform's "please specify" text.
     """
     check_required(matches, codebook, path)
+    check_repeated_columns(table, matches, path)
     others = others or {}
     reader = _Reader(table, path, codebook, mode, relative(path, root))
     frame = reader.run(matches)
