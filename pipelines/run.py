@@ -151,22 +151,30 @@ def _map_tables(jobs: list, workers: int = 2) -> list:
         return pool.map(_compute_table, jobs, chunksize=1)
 
 
+def compute_keys(state: RunState) -> list[tuple[str, str, Path]]:
+    """Every table of the run with its input key (hashing only: nothing is read or computed yet)."""
+    shared = _shared_key(state)
+    tables = []
+    for wave in state.waves:
+        for instrument, folder in instrument_folders(state.root, wave, state.books):
+            state.table_keys[(wave.id, instrument)] = table_key(state, shared, wave, instrument, folder)
+            tables.append((wave.id, instrument, folder))
+    return tables
+
+
 def process_tables(state: RunState, progress=None) -> None:
     """Ingest, clean and weight every (wave, instrument) of the run, reusing unchanged tables' results."""
     key = linkage_key(state.config)
     decisions = load_decisions(state.root)
-    shared = _shared_key(state)
     jobs = []
-    for wave in state.waves:
-        for instrument, folder in instrument_folders(state.root, wave, state.books):
-            tkey = table_key(state, shared, wave, instrument, folder)
-            state.table_keys[(wave.id, instrument)] = tkey
-            cached = state.cache.get("table", tkey) if state.cache else None
-            if cached is not None:
-                state.tables[(wave.id, instrument)] = cached
-                state.reused += 1
-            else:
-                jobs.append((wave.id, instrument, str(folder)))
+    for wave_id, instrument, folder in compute_keys(state):
+        tkey = state.table_keys[(wave_id, instrument)]
+        cached = state.cache.get("table", tkey) if state.cache else None
+        if cached is not None:
+            state.tables[(wave_id, instrument)] = cached
+            state.reused += 1
+        else:
+            jobs.append((wave_id, instrument, str(folder)))
     _FORKED["tables"] = (state, key, decisions)
     try:
         results = _map_tables(jobs)
@@ -243,14 +251,16 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
         remove_stale_stages(root / "reports")
         state = plan(root, quarter)
         state.cache = Cache(root, enabled=use_cache)
-        t0 = time.perf_counter()
-        process_tables(state, progress)
-        state.timings["ingest_clean_weight"] = time.perf_counter() - t0
+        compute_keys(state)
         key = publication_key(state, langs)
         if use_cache and already_published(state, key):
             state.unchanged = True
+            state.reused = len(state.table_keys)
             state.timings["total"] = time.perf_counter() - started
             return state
+        t0 = time.perf_counter()
+        process_tables(state, progress)
+        state.timings["ingest_clean_weight"] = time.perf_counter() - t0
         from pipelines.analyze import analyze
         from pipelines.publish import publish
         from pipelines.validate import raise_on_critical, run_validation

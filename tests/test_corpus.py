@@ -8,10 +8,12 @@ in-process and states the outcome. There are two kinds of outcome (CONTRACT §2)
   ``error: <path relative to root>: <what is wrong> (<what to do>)``, no traceback;
 * ``Repairs(check)`` — exit 0 and ``check`` holds: the documented repair happened (or was reported).
 
-For every case the raw exports are byte-identical afterwards. Each case's docstring is its expected outcome
-in one line; the table doubles as documentation of how the pipeline treats odd inputs (see the report of
-the corpus in docs or the PR). Cases whose outcome is `clean` run `tongxing clean` (ingest → clean → weight:
-every input problem shows there); `run` cases publish a quarter (`--lang zh` to save time).
+For every case the raw exports are byte-identical afterwards. Each case's docstring states its expected
+outcome in one line, so the table doubles as documentation of how the pipeline treats odd inputs
+(`pytest tests/test_corpus.py --collect-only -q` lists the ids). Most cases run `tongxing clean`
+(ingest → clean → weight: every input problem shows there, in about a second); those about what gets
+published run `tongxing run --lang zh`. Cases marked xfail(strict) name a known problem in a module this
+corpus does not own: they start passing — and then fail as XPASS — when it is fixed.
 """
 from __future__ import annotations
 
@@ -128,7 +130,7 @@ def cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 # ------------------------------------------------------------------------------------------ checks
 
-def same_as_base(c: Case, out: str, err: str, ignore=("source_row",)) -> None:
+def same_as_base(c: Case, out: str, err: str, ignore=()) -> None:
     """The 2024Q4 export reads exactly as the unchanged GB18030 CSV did, and cleans to the same counts."""
     same_counts(c, out, err)
     got, want = c.q4_frame(), c.base.q4
@@ -412,7 +414,8 @@ def _(c):
 
 
 @case("duplicate-header-conflicting", Fails("{text}",
-                                             r"3、您的性别.*(twice|2 columns|two columns).*keep one"))
+                                             r"“3、您的性别” appears twice .* different answers, "
+                                             r"e\.g\. in row 1 \(line 2 of the file\).*delete one"))
 def _(c):
     """Two columns headed `3、您的性别` with different answers → error: which one is right is unknowable."""
     header, rows = c.rows()
@@ -428,7 +431,8 @@ def _(c):
     c.save([re.sub(r"^\d+、", "", h) for h in header], rows)
 
 
-@case("wjx-time-column-deleted", Fails("{text}", r"not an export of a known platform.*download the answers again"))
+@case("wjx-time-column-deleted", Fails("{text}", r"问卷星 download whose 提交答卷时间 column was deleted"
+                                                r".*download the answers again"))
 def _(c):
     """提交答卷时间 deleted by hand → the file is no longer recognisable: error, download it again unedited."""
     header, rows = c.rows()
@@ -445,7 +449,8 @@ def _(c):
 
 
 @case("renamed-option-text", Fails("{text}",
-                                    r"row \d+, 第2题 'relation'.*“妈妈” is not one of its options.*renamed option"))
+                                    r"row \d+ \(line \d+ of the file\), 第2题 'relation'.*“妈妈” is not one of "
+                                    r"its options.*renamed option"))
 def _(c):
     """An option renamed on the platform (母亲 → 妈妈) in a 按文本 download → error naming row, question, text."""
     header, rows = c.rows()
@@ -534,7 +539,8 @@ def _(c):
 
 
 @case("two-questionnaires-in-one-folder", Fails("{child}",
-                                                 r"(缺少第\d+题|is not one of its options).*(this questionnaire|download)"))
+                                                 r"缺少第\d+题.*looks like the download of another "
+                                                 r"questionnaire.*move it to the folder"))
 def _(c):
     """The child questionnaire's download dropped into parent/ → error naming that file."""
     child = sorted((c.demo / "data_raw" / "2024Q4" / "child").glob("*按文本*"))[0]
@@ -711,7 +717,8 @@ def _(c):
 @case("config-wave-outside-service-year", Fails(TOML, r"waves\[5\]: wave 2025Q4 .* outside the service year"))
 def _(c):
     """A quarterly wave ending after service_end → error naming the wave and the service year."""
-    _edit(c.root / TOML, "end = 2025-10-31\nlabel_zh = \"2025年第四季度\"", "end = 2025-12-31\nlabel_zh = \"2025年第四季度\"")
+    q4 = 'label_zh = "2025年第四季度"'
+    _edit(c.root / TOML, f"end = 2025-10-31\n{q4}", f"end = 2025-12-31\n{q4}")
 
 
 @case("config-broken-toml", Fails(TOML, r"not valid TOML.*line \d+.*fix the syntax"))
@@ -746,7 +753,8 @@ def _(c):
     (c.root / TOML).unlink()
 
 
-@case("config-unknown-quarter", Fails(TOML, r"no wave belongs to quarter 2023Q1.*quarters with waves", args=("--quarter", "2023Q1")))
+@case("config-unknown-quarter", Fails(TOML, r"no wave belongs to quarter 2023Q1.*quarters with waves",
+                                      args=("--quarter", "2023Q1")))
 def _(c):
     """`--quarter 2023Q1` (no such wave) → error listing the quarters there are."""
 
@@ -788,7 +796,8 @@ def _(c):
     _edit_book(c, "parent", "choices", edit)
 
 
-@case("codebook-missing-list", Fails(BOOK, r"survey sheet row \d+: choice list 'hukou_type' of question 'hukou' is not in the choices sheet"))
+@case("codebook-missing-list", Fails(BOOK, r"survey sheet row \d+: choice list 'hukou_type' of question 'hukou' "
+                                           r"is not in the choices sheet"))
 def _(c):
     """A question whose choice list does not exist (select_one hukou_type) → error naming row and list."""
     def edit(ws):
@@ -852,7 +861,8 @@ def _decision_applied(c, out, err):
 
 @case("decisions-saved-by-excel-as-gbk", Repairs(_decision_applied),
       marks=pytest.mark.xfail(strict=True, reason="pipelines/decisions.py reads UTF-8 only: Excel on Chinese Windows "
-                              "saves CSV as GBK, and the run stops with a UnicodeDecodeError text"))
+                              "saves CSV as GBK, and the run exits 2 with \"cannot be read: 'utf-8' codec can't "
+                              "decode byte …\""))
 def _(c):
     """decisions.csv saved by Excel as GBK (its default “CSV”) → read like the UTF-8 file; the decision applies."""
     (c.root / DECISIONS).write_bytes("response_id,action,column,value,reason\r\n2024Q4-parent-5,drop,,,重复填写\r\n"

@@ -95,6 +95,10 @@ def read_export(path: str | Path, codebook: Codebook, root: str | Path | None = 
         return frame, missing, info
     known = ", ".join(a.platform for a in ADAPTERS)
     shown = ", ".join(h for h in headers[:4] if h) or "(empty cells)"
+    names = {h.strip() for h in headers}
+    if len(names & wjx.WJX_META) >= 2 and not wjx.looks_like_wjx(headers):
+        raise InputError(path, "looks like a 问卷星 download whose 提交答卷时间 column was deleted or renamed",
+                         "download the answers again from 问卷星 and put the file here unedited")
     raise InputError(path, f"is not an export of a known platform (known: {known}); its first row reads {shown}",
                      "keep only the platform's downloads in this folder (move notes and other files elsewhere), "
                      "or download the answers again without editing the header row")

@@ -297,7 +297,15 @@ def check_required(matches: list[ColumnMatch], codebook: Codebook, path) -> None
     for q in codebook.questions:
         if q.required and q.name not in present:
             num = f"第{q.qnum}题" if q.qnum is not None else "题目"
-            raise InputError(path, f"缺少{num} “{q.label_zh}” (required question '{q.name}' has no column)",
+            what = f"缺少{num} “{q.label_zh}” (required question '{q.name}' has no column)"
+            matched = sum(p.name in present for p in codebook.questions)
+            if matched * 2 < len(codebook.questions):  # most questions absent: a download of another questionnaire
+                title = codebook.title or codebook.instrument
+                raise InputError(path, f"{what}; only {matched} of {len(codebook.questions)} questions of "
+                                       f"{title} ({codebook.instrument}) match its columns: it looks like the "
+                                       f"download of another questionnaire",
+                                 "move it to the folder of its own questionnaire, data_raw/<wave>/<instrument>/")
+            raise InputError(path, what,
                              "download the export of this questionnaire again, or fix the codebook's qnum/label")
 
 

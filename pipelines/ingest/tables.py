@@ -362,7 +362,7 @@ def _read_csv_pandas(path: Path, text: str, delim: str, width: int | None = None
 
 def _with_header(path: Path, rows: pd.DataFrame, accept: Callable[[list[str]], bool] | None = None) -> pd.DataFrame:
     if rows.empty or rows.shape[1] == 0:
-        raise InputError(path, "has no header row (the sheet is empty)", REDOWNLOAD)
+        raise InputError(path, "has no header row (it holds no cells)", REDOWNLOAD)
     filled = np.zeros(len(rows), dtype=bool)
     for j in range(rows.shape[1]):  # column by column, only while rows are still empty (usually none after 序号)
         if filled.all():

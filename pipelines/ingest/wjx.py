@@ -80,8 +80,13 @@ def check_repeated_columns(table: pd.DataFrame, matches: list[ColumnMatch], path
         if differ.any():
             row = int(np.asarray(table.index)[np.argmax(differ)])
             raise InputError(path, f"the column “{m.header}” appears twice (columns {original.index + 1} and "
-                                   f"{m.index + 1}) with different answers, e.g. in row {row}",
-                             "keep one of the two columns (or download the export again)")
+                                   f"{m.index + 1}) with different answers, e.g. in {row_text(table, row)}",
+                             "delete one of the two columns, or download the export again")
+
+
+def row_text(table: pd.DataFrame, row: int) -> str:
+    """`row 4 (line 5 of the file)`: the response's data row and where a spreadsheet shows it."""
+    return f"row {row} (line {row + int(table.attrs.get('header_row', 1))} of the file)"
 
 
 def detect_mode(path: Path, table: pd.DataFrame, matches: list[ColumnMatch]) -> str:
@@ -145,7 +150,7 @@ class _Reader:
 
     def fail(self, q: Question, text: str, what: str = "is not one of its options", row=None) -> InputError:
         num = f"第{q.qnum}题" if q.qnum is not None else "question"
-        where = f"row {row}, " if row is not None else ""
+        where = f"{row_text(self.table, int(row))}, " if row is not None else ""
         return InputError(self.path, f"{where}{num} '{q.name}' ({q.label_zh}): answer “{text}” {what}",
                           "renamed option? update the option in the codebook's choices sheet, or check that "
                           "this file belongs to this questionnaire")
