@@ -24,7 +24,10 @@ def load_decisions(root: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     try:
-        frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+        try:
+            frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+        except UnicodeDecodeError:  # Excel on Chinese Windows saves "CSV" as GBK
+            frame = pd.read_csv(path, dtype=str, encoding="gb18030", keep_default_na=False)
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise ConfigError(path, f"cannot be read: {exc}", "save it as UTF-8 CSV with the columns "
                           + ", ".join(COLUMNS)) from None

@@ -49,6 +49,9 @@ def normalise_phone(value: object) -> str:
         return ""
     text = unicodedata.normalize("NFKC", str(value)).strip()
     if re.fullmatch(r"\d(\.\d+)?[eE]\+?\d+", text):
+        mantissa = text.split("e")[0].split("E")[0].replace(".", "")
+        if len(mantissa) < 11:
+            return ""  # Excel kept only some digits (1.38123E+10): the number cannot identify anyone
         try:
             text = f"{float(text):.0f}"
         except ValueError:

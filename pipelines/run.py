@@ -62,6 +62,13 @@ def quarter_of(wave: Wave) -> str:
 
 def waves_with_data(root: Path, config: Config) -> list[Wave]:
     raw = root / "data_raw"
+    declared = {w.id for w in config.waves}
+    if raw.is_dir():
+        for folder in sorted(p for p in raw.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if folder.name not in declared:
+                raise InputError(folder, f"'{folder.name}' is not one of the declared waves "
+                                 f"({', '.join(sorted(declared))})",
+                                 "declare the wave in config/project.toml or rename the folder to a wave id")
     return [w for w in config.waves if (raw / w.id).is_dir() and any((raw / w.id).iterdir())]
 
 

@@ -380,9 +380,7 @@ def _truncated_not_linked(c, out, err):
     assert (bad["respondent_key"].fillna("") == "").all(), "a key was made from a truncated phone number"
 
 
-@case("csv-phone-scientific-truncated", Repairs(_truncated_not_linked),
-      marks=pytest.mark.xfail(strict=True, reason="pipelines/privacy.py normalise_phone turns `1.56444E+10` into "
-                              "15644400000 and links it: owner of privacy.py to fix"))
+@case("csv-phone-scientific-truncated", Repairs(_truncated_not_linked))
 def _(c):
     """`1.56444E+10` (Excel showed 6 digits and the CSV kept only those) → not linked (no key), not a wrong key."""
     header, rows = c.rows()
@@ -553,9 +551,7 @@ def _(c):
     shutil.copytree(c.q4, c.root / "data_raw" / "2024Q4" / "parents")
 
 
-@case("wave-folder-not-declared", Fails("data_raw/2024Q3", r"not (a|one of the) (declared )?wave.*config/project.toml"),
-      marks=pytest.mark.xfail(strict=True, reason="pipelines/run.py plan() ignores data_raw/<folder> that is no "
-                              "declared wave: the download is silently left out of the report"))
+@case("wave-folder-not-declared", Fails("data_raw/2024Q3", r"not (a|one of the) (declared )?wave.*config/project.toml"))
 def _(c):
     """data_raw/2024Q3/ (no such wave in config) → error: not a declared wave, declare it or rename the folder."""
     shutil.copytree(c.q4, c.root / "data_raw" / "2024Q3" / "parent")
@@ -859,10 +855,7 @@ def _decision_applied(c, out, err):
     assert rules.get("2024Q4-parent-5") == "decision_drop", "the drop decision was not applied"
 
 
-@case("decisions-saved-by-excel-as-gbk", Repairs(_decision_applied),
-      marks=pytest.mark.xfail(strict=True, reason="pipelines/decisions.py reads UTF-8 only: Excel on Chinese Windows "
-                              "saves CSV as GBK, and the run exits 2 with \"cannot be read: 'utf-8' codec can't "
-                              "decode byte …\""))
+@case("decisions-saved-by-excel-as-gbk", Repairs(_decision_applied))
 def _(c):
     """decisions.csv saved by Excel as GBK (its default “CSV”) → read like the UTF-8 file; the decision applies."""
     (c.root / DECISIONS).write_bytes("response_id,action,column,value,reason\r\n2024Q4-parent-5,drop,,,重复填写\r\n"
