@@ -142,20 +142,10 @@ def _compute_table(job: tuple[str, str, str]) -> TableResult:
     return TableResult(wave_id, instrument, cleaned, weighted, files, seconds)
 
 
-def _map_tables(jobs: list, workers: int = 2) -> list:
-    """Tables in forked processes on Linux (they are independent and CPU-bound), in-process otherwise.
-
-    A worker's error (bad input) is re-raised here exactly as it would have been raised in-process."""
-    import multiprocessing
-    import os
-    import sys
-    import threading
-
-    workers = min(len(jobs), workers, os.cpu_count() or 1)
-    if workers < 2 or not sys.platform.startswith("linux") or threading.active_count() > 1:
-        return [_compute_table(job) for job in jobs]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return pool.map(_compute_table, jobs, chunksize=1)
+def _map_tables(jobs: list) -> list:
+    """Tables one after another. A forked multiprocessing.Pool here once hung for good when a worker died
+    (pyarrow's native threads were alive at fork time), and a hang is worse than a slower run."""
+    return [_compute_table(job) for job in jobs]
 
 
 def compute_keys(state: RunState) -> list[tuple[str, str, Path]]:

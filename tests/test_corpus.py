@@ -12,8 +12,8 @@ For every case the raw exports are byte-identical afterwards. Each case's docstr
 outcome in one line, so the table doubles as documentation of how the pipeline treats odd inputs
 (`pytest tests/test_corpus.py --collect-only -q` lists the ids). Most cases run `tongxing clean`
 (ingest → clean → weight: every input problem shows there, in about a second); those about what gets
-published run `tongxing run --lang zh`. Cases marked xfail(strict) name a known problem in a module this
-corpus does not own: they start passing — and then fail as XPASS — when it is fixed.
+published run `tongxing run --lang zh`. A problem the corpus finds in a module it cannot fix is marked
+`pytest.mark.xfail(strict=True, reason=<module and symptom>)` until that module is fixed.
 """
 from __future__ import annotations
 
@@ -274,10 +274,34 @@ def _(c):
     c.replace("x.xls").write_bytes(ole_bytes())
 
 
-@case("xlsx-answers-on-second-sheet", Repairs(same_as_base))
+def _files(c: Case) -> list[dict]:
+    """What ingest records about each 2024Q4 file (it goes to manifest.json)."""
+    from pipelines.codebook import load_codebook
+    from pipelines.ingest import ingest_folder
+    book = load_codebook(c.root / "config" / "questionnaires" / "parent.xlsx")
+    return ingest_folder(c.q4, book, c.root).files
+
+
+def _second_sheet(c, out, err):
+    same_as_base(c, out, err)
+    assert _files(c)[0]["sheet"] == "答卷数据"
+
+
+def _title_skipped(c, out, err):
+    same_as_base(c, out, err)
+    assert _files(c)[0]["header_row"] == 2
+
+
+@case("xlsx-answers-on-second-sheet", Repairs(_second_sheet))
 def _(c):
     """First sheet a summary (统计), answers on the second → the sheet whose header a platform recognises is read."""
     c.save_xlsx({"统计": [["问卷", "家长问卷"], ["答卷数", str(len(c.base.q4))]], "答卷数据": _sheet(c)})
+
+
+@case("xlsx-empty-first-sheet", Repairs(same_as_base))
+def _(c):
+    """An empty Sheet1 and the answers on Sheet2 (pasted into a new workbook) → the answer sheet is read."""
+    c.save_xlsx({"Sheet1": [], "Sheet2": _sheet(c)})
 
 
 @case("xlsx-extra-sheets", Repairs(same_as_base))
@@ -286,14 +310,14 @@ def _(c):
     c.save_xlsx({"Sheet1": _sheet(c), "统计": [["答卷数", len(c.base.q4)]], "Sheet3": []})
 
 
-@case("xlsx-title-row-merged", Repairs(same_as_base))
+@case("xlsx-title-row-merged", Repairs(_title_skipped))
 def _(c):
     """A merged title row above the real header → the title row is skipped, the answers read the same."""
     sheet = _sheet(c)
     c.save_xlsx({"Sheet1": [[""] * len(sheet[0]), *sheet]}, merge={"Sheet1": [("A1", "H1", "家长问卷 答卷数据")]})
 
 
-@case("csv-title-row", Repairs(same_as_base))
+@case("csv-title-row", Repairs(_title_skipped))
 def _(c):
     """A CSV saved from such a sheet (`家长问卷 答卷数据,,,…` above the header) → the title line is skipped."""
     header, rows = c.rows()
@@ -458,11 +482,7 @@ def _(c):
 
 def _extra_column(c, out, err):
     same_as_base(c, out, err)
-    from pipelines.codebook import load_codebook
-    from pipelines.ingest import ingest_folder
-    book = load_codebook(c.root / "config" / "questionnaires" / "parent.xlsx")
-    files = ingest_folder(c.q4, book, c.root).files
-    assert files[0]["unmatched"] == ["备注"]
+    assert _files(c)[0]["unmatched"] == ["备注"]
 
 
 @case("extra-unknown-column", Repairs(_extra_column))

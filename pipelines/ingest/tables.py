@@ -5,6 +5,12 @@ so address columns by position) and whose cells are the strings the file holds: 
 datetime cells become `YYYY-MM-DD HH:MM:SS`, whole numbers never turn into `1.38e+10`, empty cells are "".
 Raw files are only ever opened for reading. Every way a file can be unreadable is an InputError that names
 the file and says what to do.
+
+Documented repairs (tests/test_corpus.py shows each): CSV text in UTF-8 (with or without BOM), GBK/GB18030
+and UTF-16 (with a BOM, or without one, recognised from its zero bytes); title rows above the header and a
+summary sheet before the answer sheet are skipped when the caller says what a header looks like (`accept`);
+Excel date serials (`45601.33799`) in time columns become timestamps (`parse_times`). Bytes that no platform
+writes are an error naming the line, never a guessed encoding.
 """
 from __future__ import annotations
 
@@ -27,8 +33,6 @@ TEXT_SUFFIXES = {".csv", ".txt", ".tsv"}
 ARCHIVE_SUFFIXES = {".zip", ".rar", ".7z", ".gz", ".tar"}
 DELIMITERS = (",", ";", "\t")
 REDOWNLOAD = "download it again from the platform, or open it in Excel and save it as .xlsx"
-
-
 HEADER_SEARCH_ROWS = 10  # a title block above the header row is at most this many non-empty rows
 
 
@@ -57,31 +61,31 @@ def read_table(path: str | Path, accept: Callable[[list[str]], bool] | None = No
     if size == 0:
         raise InputError(path, "is empty (0 bytes)", REDOWNLOAD)
     if suffix in EXCEL_SUFFIXES:
-        sheets = _excel_sheets(path)
-        name, rows = next(sheets)
-        table = _with_header(path, rows, accept)
-        if accept is not None and not table.attrs.get("accepted", True):
-            for other_name, other in sheets:  # the answers may be on a later sheet (a summary sheet first)
-                if other.empty:
-                    continue
-                try:
-                    candidate = _with_header(path, other, accept)
-                except InputError:
-                    continue
-                if candidate.attrs.get("accepted"):
-                    name, table = other_name, candidate
-                    table.attrs["first_sheet"] = False
-                    break
-        table.attrs["sheet"] = name
-        return table
+        return _answer_sheet(path, accept)
     return _with_header(path, _read_csv(path), accept)
 
 
 # ------------------------------------------------------------------------------------------ Excel
 
-def _read_excel(path: Path) -> pd.DataFrame:
-    """The first sheet's cells as strings."""
-    return next(_excel_sheets(path))[1]
+def _answer_sheet(path: Path, accept: Callable[[list[str]], bool] | None) -> pd.DataFrame:
+    """The first sheet (without `accept`), else the first sheet with an accepted header row, else the first
+    sheet that has a header row at all."""
+    fallback, first_error = None, None
+    for index, (name, rows) in enumerate(_excel_sheets(path)):
+        try:
+            table = _with_header(path, rows, accept)
+        except InputError as exc:  # an empty sheet: the answers may be on a later one (Sheet1 left empty)
+            if accept is None:
+                raise
+            first_error = first_error or exc
+            continue
+        table.attrs.update(sheet=name, first_sheet=index == 0)
+        if accept is None or table.attrs["accepted"]:
+            return table
+        fallback = fallback if fallback is not None else table
+    if fallback is not None:
+        return fallback
+    raise first_error
 
 
 PROTECTED_HINT = ("open it in Excel, remove the password (File → Info → Protect Workbook → Encrypt with Password) "

@@ -16,8 +16,6 @@ import io
 import shutil
 from pathlib import Path
 
-BASE_WAVES = ("2024-needs", "2024Q4")
-Q4_TEXT = "331954276_按文本_家长问卷_{n}_{n}.csv"
 Q4_CODED = "331954276_按序号_家长问卷_{n}_{n}.csv"
 DEMO_ENCODING = "gb18030"  # the demo writes its second wave's downloads as GB18030 CSV
 
