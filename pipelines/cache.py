@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipelines import __version__
+from pipelines.io import sha256 as file_digest
 
 CACHE_DIR = Path(".tongxing") / "cache"
 
@@ -26,14 +27,6 @@ def code_version() -> str:
         if path.suffix in (".py", ".toml", ".j2") and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(package)).encode())
             digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -12,7 +12,6 @@ present in both a coded and a text download, the row keeps the **coded** file's 
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,6 +20,7 @@ import pandas as pd
 
 from pipelines.codebook import Codebook
 from pipelines.errors import InputError
+from pipelines.io import sha256
 from pipelines.ingest import kobo, paper, spss, tencent, wjx
 from pipelines.ingest.merge import merge_downloads
 from pipelines.ingest.tables import empty_frame, read_table, relative
@@ -53,14 +53,6 @@ def is_ignored(path: Path) -> bool:
     name = path.name
     return (name.startswith(("~$", ".")) or name.lower() in IGNORED_NAMES
             or name.lower().startswith("readme") or not path.is_file())
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_export(path: str | Path, codebook: Codebook, root: str | Path | None = None, platform: str | None = None):
