@@ -278,6 +278,13 @@ def _domain(design: Design, values: pd.Series, domain_mask) -> np.ndarray:
     return mask
 
 
+def _domain_parts(design: Design, var: str, domain_mask):
+    """The variable, its domain (non-missing and in `domain_mask`), the domain's n and its design df."""
+    values = design.data[var]
+    mask = _domain(design, values, domain_mask)
+    return values, mask, int(mask.sum()), design.degf(mask)
+
+
 def _empty(n: int, df: int) -> dict:
     nan = float("nan")
     return {"estimate": nan, "se": nan, "ci_low": nan, "ci_high": nan, "n": n, "deff": nan, "df": df}
@@ -309,10 +316,7 @@ def mean(design: Design, var: str, domain_mask=None, level: float = 0.95) -> dic
     design df (as ``svyby``/``confint(df=degf(subset))``), n (unweighted count in
     the domain), deff (vs SRS without replacement, R's ``deff=TRUE``) and df.
     """
-    values = design.data[var]
-    mask = _domain(design, values, domain_mask)
-    df = design.degf(mask)
-    n = int(mask.sum())
+    values, mask, n, df = _domain_parts(design, var, domain_mask)
     if n == 0 or design.weights[mask].sum() == 0:
         return _empty(n, df)
     est, v, vsrs = _mean_parts(design, pd.to_numeric(values).to_numpy(dtype=float), mask)
@@ -331,10 +335,7 @@ def proportion(design: Design, var: str, level, domain_mask=None, conf_level: fl
     itself (what ``SE(svyciprop(...))`` prints).  When p is 0 or 1 the logit is
     infinite and the interval collapses to the point.
     """
-    values = design.data[var]
-    mask = _domain(design, values, domain_mask)
-    df = design.degf(mask)
-    n = int(mask.sum())
+    values, mask, n, df = _domain_parts(design, var, domain_mask)
     if n == 0 or design.weights[mask].sum() == 0:
         return _empty(n, df)
     hit = _matches(values, level).astype(float)
