@@ -255,25 +255,29 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
             state.reused = len(state.table_keys)
             state.timings["total"] = time.perf_counter() - started
             return state
-        t0 = time.perf_counter()
-        process_tables(state, progress)
-        state.timings["ingest_clean_weight"] = time.perf_counter() - t0
-        from pipelines.analyze import analyze
-        from pipelines.publish import publish
-        from pipelines.validate import raise_on_critical, run_validation
+        from pipelines.validate import BackgroundValidation, raise_on_critical
 
-        t0 = time.perf_counter()
-        frames = {k: t.frame for k, t in state.tables.items()}
+        keys = {i: combine(*[k for (w, j), k in sorted(state.table_keys.items()) if j == i])
+                for i in sorted({i for _, i in state.table_keys})}
+        known = {i: hit for i, k in keys.items() if (hit := state.cache.get("validation", k)) is not None}
         docs_stage = root / ".tongxing" / "validation-docs"
-        keys = state.table_keys
-        known = {k: hit for k in frames if (hit := state.cache.get("validation", keys[k])) is not None}
-        validation = run_validation(frames, state.books, state.config, docs_stage, known=known,
-                                    store=lambda k, outcome: state.cache.put("validation", keys[k], outcome))
-        state.timings["validate"] = time.perf_counter() - t0
+        with BackgroundValidation(root) as validating:
+            t0 = time.perf_counter()
+            process_tables(state, progress)
+            state.timings["ingest_clean_weight"] = time.perf_counter() - t0
+            validating.submit({k: t.frame for k, t in state.tables.items()}, docs_stage, known)
+            from pipelines.analyze import analyze
+            from pipelines.publish import publish
+
+            t0 = time.perf_counter()
+            analysis = analyze(state)
+            state.timings["analyze"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            validation, new = validating.result()
+            state.timings["validate (waited)"] = time.perf_counter() - t0
+        for instrument, outcome in new.items():
+            state.cache.put("validation", keys[instrument], outcome)
         raise_on_critical(validation)
-        t0 = time.perf_counter()
-        analysis = analyze(state)
-        state.timings["analyze"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         publish(state, analysis, validation, docs_stage, langs)
         state.timings["publish"] = time.perf_counter() - t0

@@ -19,13 +19,9 @@ from __future__ import annotations
 import copy
 import html
 import logging
-import multiprocessing
 import os
 import re
 import shutil
-import sys
-import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -242,21 +238,88 @@ class _Session:
             self.instruments[book.instrument] = (specs, suite, batches, index)
         return self.instruments[book.instrument]
 
-    def validate(self, frame: pd.DataFrame, book: Codebook, config: Config, wave: str) -> pd.DataFrame:
+    def validate(self, frames: dict[str, pd.DataFrame], book: Codebook, config: Config,
+                 run_name: str | None = None) -> tuple[pd.DataFrame, Any]:
+        """Validate one instrument's tables of several waves as one GX batch, then split the results by wave.
+
+        GX's cost is almost all per expectation and per batch (~1.5 s for ~130 expectations), hardly per row,
+        so one batch per instrument instead of one per (wave, instrument) table is ~5x cheaper. The prepared
+        tables are stacked with wave-prefixed response ids; `COMPLETE` results carry the failing rows'
+        positions, which `_wave_row` attributes back to each wave."""
         from great_expectations.core.run_identifier import RunIdentifier
         specs, suite, batches, index = self.suite(book, config)
-        batch = batches.get_batch(batch_parameters={"dataframe": _prepare(frame, book, specs)})
-        result = batch.validate(suite, result_format={"result_format": "BASIC", "partial_unexpected_count": _SAMPLE})
-        result.meta["run_id"] = RunIdentifier(run_name=wave)
+        combined, spans = _stack({w: _prepare(f, book, specs) for w, f in frames.items()}, specs)
+        batch = batches.get_batch(batch_parameters={"dataframe": combined})
+        result = batch.validate(suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": _SAMPLE,
+                                                      "return_unexpected_index_query": False})
+        result.meta["run_id"] = RunIdentifier(run_name=run_name or " + ".join(frames))
         self.results.append(result)
-        rows = {}
+        by_spec = {}
         for r in result.results:
             i = index[r.expectation_config.id]
-            rows[i] = _row(wave, book.instrument, specs[i], r, frame)
+            by_spec[i] = r
             r.expectation_config.notes = f"{specs[i].severity}: {specs[i].why}"
             r.expectation_config.meta = {"rule": specs[i].name, "column": specs[i].column, "order": i}
-        table = pd.DataFrame([rows[i] for i in sorted(rows)], columns=VALIDATION_COLUMNS)
-        return table.astype({"success": bool, "unexpected_count": "Int64"})
+        rows = [_wave_row(wave, book.instrument, specs[i], by_spec[i], frames[wave], combined, spans[wave])
+                for wave in frames for i in sorted(by_spec)]
+        table = pd.DataFrame(rows, columns=VALIDATION_COLUMNS)
+        return table.astype({"success": bool, "unexpected_count": "Int64"}), result
+
+
+def _stack(prepared: dict[str, pd.DataFrame], specs: list[ExpectationSpec]) -> tuple[pd.DataFrame, dict]:
+    """One frame of every wave's prepared table, and each wave's row span in it.
+
+    A required column missing from one wave is left out of the stack (so `columns_present` fails rather than
+    seeing the other waves' values); any other column present in some wave is kept (a personal column found
+    in one wave fails `no_personal_columns`)."""
+    required = set(next((s.kwargs["column_set"] for s in specs if s.name == "columns_present"), []))
+    spans, start = {}, 0
+    for wave, frame in prepared.items():
+        spans[wave] = (start, start + len(frame))
+        start += len(frame)
+        frame["response_id"] = np.array([None if v is None else f"{wave}/{v}" for v in frame["response_id"]],
+                                        dtype=object)
+    parts = list(prepared.values())
+    combined = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    missing = [c for c in combined.columns if c in required and any(c not in p for p in parts)]
+    return combined.drop(columns=missing), spans
+
+
+def _wave_row(wave: str, instrument: str, spec: ExpectationSpec, r, frame: pd.DataFrame, combined: pd.DataFrame,
+              span: tuple[int, int]) -> dict:
+    """The validation row of one wave from a result over the stacked waves (see `_Session.validate`)."""
+    lo, hi = span
+    res = dict(r.result or {})
+    positions = res.get("unexpected_index_list")
+    if positions is not None:  # a column map expectation: keep this wave's failing rows
+        keep = [j for j, pos in enumerate(positions) if lo <= pos < hi]
+        values = [res["unexpected_list"][j] for j in keep] if "unexpected_list" in res else []
+        count, rows = len(keep), hi - lo
+        res = {"element_count": rows, "unexpected_count": count, "partial_unexpected_list": values[:_SAMPLE]}
+        mostly = spec.kwargs.get("mostly")
+        if mostly is None:
+            success = count == 0
+        else:
+            column = spec.kwargs.get("column")
+            base = rows if spec.expectation == "ExpectColumnValuesToNotBeNull" or column not in combined else \
+                int(combined[column].iloc[lo:hi].notna().sum())
+            success = base == 0 or (base - count) / base >= mostly
+        r = _Outcome(success, res, r.exception_info)
+    elif spec.name == "review_share":
+        column = spec.kwargs["column"]
+        share = combined[column].iloc[lo:hi].mean() if column in combined and hi > lo else None
+        ok = share is None or share < spec.kwargs["max_value"]
+        r = _Outcome(ok, {"observed_value": share}, r.exception_info)
+    return _row(wave, instrument, spec, r, frame)
+
+
+@dataclass
+class _Outcome:
+    """A GX expectation result narrowed to one wave (same attributes `_row` reads)."""
+
+    success: bool
+    result: dict
+    exception_info: Any
 
 
 def _row(wave: str, instrument: str, spec: ExpectationSpec, r, frame: pd.DataFrame) -> dict:
@@ -272,7 +335,8 @@ def _row(wave: str, instrument: str, spec: ExpectationSpec, r, frame: pd.DataFra
     elif spec.name in ("columns_present", "no_personal_columns"):
         wanted = set(spec.kwargs["column_set"])
         odd = sorted(wanted - set(frame.columns) if spec.name == "columns_present" else wanted & set(frame.columns))
-        count, column = len(odd), " ".join(odd[:_SAMPLE]) + (" …" if len(odd) > _SAMPLE else "")
+        success, count = not odd, len(odd)  # judged per wave: the stacked table has every wave's columns
+        column = " ".join(odd[:_SAMPLE]) + (" …" if len(odd) > _SAMPLE else "")
         details += f"; {'missing' if spec.name == 'columns_present' else 'present'}: {', '.join(odd)}" if odd else ""
     elif spec.name == "review_share":
         share = res.get("observed_value")
@@ -294,55 +358,95 @@ def validate_frame(frame: pd.DataFrame, book: Codebook, config: Config, wave: st
     if wave is None:
         waves = frame["wave"].dropna().unique() if "wave" in frame else []
         wave = str(waves[0]) if len(waves) == 1 else ""
-    return (session or _Session()).validate(frame, book, config, wave)
+    return (session or _Session()).validate({wave: frame}, book, config)[0]
 
 
-_FORKED: dict[str, Any] = {}  # what forked workers read (inherited, never pickled)
+def _ordered(frames: dict, config: Config) -> list[tuple[str, str]]:
+    order = {w.id: i for i, w in enumerate(config.waves)}
+    return sorted(frames, key=lambda k: (order.get(k[0], len(order)), k[0], k[1]))
 
 
-def _fork_map(fn: Callable, items: Sequence, workers: int | None) -> list:
-    """`fn` over `items` in forked processes: GX spends 1-2 s of pure-Python time per table, which threads
-    cannot share. In-process where forking is pointless or unsafe (not Linux, other threads alive)."""
-    workers = min(len(items), workers or os.cpu_count() or 1)
-    if workers < 2 or not sys.platform.startswith("linux") or threading.active_count() > 1:
-        return [fn(item) for item in items]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return pool.map(fn, items, chunksize=1)
+def validate_tables(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str, Codebook], config: Config,
+                    docs_dir: Path, known: dict | None = None, session: _Session | None = None) -> tuple:
+    """Validate every (wave, instrument) table, one GX batch per instrument, and build the Data Docs.
 
-
-def _validate_job(key: tuple[str, str]):
-    session, frames, books, config = _FORKED["validate"]
-    return session.validate(frames[key], books[key[1]], config, key[0]), session.results[-1]
+    `known` maps an instrument to an earlier (table, GX result) of the same tables (the run's cache), reused
+    instead of validating again. Returns the combined table (waves in config order, then instruments) and
+    the newly computed {instrument: (table, GX result)}."""
+    known = known or {}
+    keys = _ordered(frames, config)
+    instruments = sorted({k[1] for k in keys})
+    outcomes, new = {i: known[i] for i in instruments if i in known}, {}
+    for instrument in instruments:
+        if instrument not in outcomes:
+            session = session or _Session()
+            waves = {w: frames[(w, i)] for w, i in keys if i == instrument}
+            outcomes[instrument] = new[instrument] = session.validate(waves, books[instrument], config)
+    build_data_docs([outcomes[i][1] for i in instruments], docs_dir,
+                    entries=[(w, i, outcomes[i][0]) for w, i in keys])
+    parts = {i: outcomes[i][0] for i in instruments}
+    tables = [parts[i][parts[i]["wave"] == w] for w, i in keys]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=VALIDATION_COLUMNS)
+    return table.astype({"success": bool, "unexpected_count": "Int64"}), new
 
 
 def run_validation(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str, Codebook], config: Config,
-                   docs_dir: Path, workers: int | None = None, known: dict | None = None,
-                   store: Callable | None = None) -> pd.DataFrame:
-    """Validate every (wave, instrument) table, build the Data Docs into `docs_dir`, return the combined table.
+                   docs_dir: Path) -> pd.DataFrame:
+    """Validate every (wave, instrument) table, build the Data Docs into `docs_dir`, return the combined table."""
+    return validate_tables(frames, books, config, docs_dir)[0]
 
-    `known` maps a table key to an earlier (table, GX result) of the same data (the run's cache), which is
-    reused instead of validating again; `store(key, outcome)` receives each newly computed outcome.
-    """
-    known = known or {}
-    order = {w.id: i for i, w in enumerate(config.waves)}
-    keys = sorted(frames, key=lambda k: (order.get(k[0], len(order)), k[0], k[1]))
-    todo = [k for k in keys if k not in known]
-    outcomes: dict[tuple[str, str], tuple] = {k: known[k] for k in keys if k in known}
-    if todo:
-        session = _Session()
-        for instrument in sorted({k[1] for k in todo}):
-            session.suite(books[instrument], config)  # built once, before forking
-        _FORKED["validate"] = (session, frames, books, config)
-        try:
-            for key, outcome in zip(todo, _fork_map(_validate_job, todo, workers)):
-                outcomes[key] = outcome
-                if store is not None:
-                    store(key, outcome)
-        finally:
-            _FORKED.pop("validate", None)
-    build_data_docs([outcomes[k][1] for k in keys], docs_dir, workers)
-    tables = [outcomes[k][0] for k in keys]
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=VALIDATION_COLUMNS)
+
+# ------------------------------------------------------------------ validation beside the other stages
+_WORKER: dict[str, Any] = {}
+
+
+def _warm_up(root: Path) -> None:
+    """Runs first in the validation process: importing GX and building the suites take seconds, which
+    overlap with ingesting and cleaning in the main process. (Codebooks hold parsed skip-logic closures,
+    which do not pickle: the process loads its own from the root.)"""
+    from pipelines.codebook import load_codebooks
+    from pipelines.config import load_config
+    config = load_config(root)
+    books = load_codebooks(config.questionnaire_dir)
+    session = _Session()
+    for book in books.values():
+        session.suite(book, config)
+    _WORKER.update(session=session, books=books, config=config)
+
+
+def _validate_in_worker(frames, docs_dir, known):
+    return validate_tables(frames, _WORKER["books"], _WORKER["config"], docs_dir, known, _WORKER["session"])
+
+
+class BackgroundValidation:
+    """Validation in a separate process, started early and running beside the analysis.
+
+    A spawned process (not forked: pyarrow's threads make forking unsafe) behind `ProcessPoolExecutor`,
+    which raises `BrokenProcessPool` if the process dies rather than hanging. Use as a context manager."""
+
+    def __init__(self, root: Path):
+        import concurrent.futures
+        import multiprocessing
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up, initargs=(root,))
+        self._pool.submit(int)  # starts the process (and its warm-up) now
+        self._future = None
+
+    def submit(self, frames, docs_dir: Path, known: dict | None = None) -> None:
+        self._future = self._pool.submit(_validate_in_worker, frames, docs_dir, known or {})
+
+    def result(self) -> tuple:
+        return self._future.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:  # the run failed: do not wait for the warm-up or a validation nobody reads
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
+        self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+        return False
 
 
 def _docs_context(gx, base: Path):
@@ -362,19 +466,11 @@ def _key(result):
                                       f"{run.run_name}-{result.suite_name}")
 
 
-def _docs_job(part: int) -> None:
-    gx, results, temp = _FORKED["docs"]
-    context = _docs_context(gx, temp / str(part))
-    for result in results[part]:
-        context.validation_results_store.set(_key(result), result)
-    context.build_data_docs(site_names=["validation"])
+def build_data_docs(results: Sequence[Any], out_dir: Path, entries: Sequence[tuple] | None = None) -> Path:
+    """GX Data Docs of validation results in `out_dir`: index.html, one page per result and per suite.
 
-
-def build_data_docs(results: Sequence[Any], out_dir: Path, workers: int | None = None) -> Path:
-    """GX Data Docs of validation results in `out_dir` (index.html, one page per table and per suite).
-
-    GX's site builder renders the suite pages and index here, and the results, part by part, into temp
-    sites (in forked workers when there are several) whose pages are then merged into `out_dir`."""
+    `entries` are (wave, instrument, validation table) rows for the index, which lists each wave's status
+    and links it to its instrument's page (one GX result covers every wave of an instrument)."""
     gx = _gx()
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
     out_dir = Path(out_dir)
@@ -386,20 +482,17 @@ def build_data_docs(results: Sequence[Any], out_dir: Path, workers: int | None =
     suites = {}
     for result in results:
         suites.setdefault(result.suite_name, [r.expectation_config for r in result.results])
+        context.validation_results_store.set(_key(result), result)
     for name, configs in suites.items():  # (suite.add_expectation_configuration is quadratic)
         expectations = [copy.copy(c.to_domain_obj()) for c in sorted(configs, key=lambda c: c.meta["order"])]
         context.expectations_store.add(ExpectationSuiteIdentifier(name), gx.ExpectationSuite(name, expectations))
-    context.build_data_docs(site_names=["validation"])  # (drops result pages it has no result for: build first)
-    n = max(1, min(len(results), workers or os.cpu_count() or 1))
-    with tempfile.TemporaryDirectory(prefix="tongxing-docs-") as temp:
-        _FORKED["docs"] = (gx, [results[i::n] for i in range(n)], Path(temp))
-        try:
-            _fork_map(_docs_job, range(n), n)
-        finally:
-            _FORKED.pop("docs", None)
-        for part in sorted(Path(temp).glob("*/validations")):
-            shutil.copytree(part, out_dir / "validations", dirs_exist_ok=True)
-    _make_offline(out_dir, [(r.meta["run_id"].run_name, r.suite_name, bool(r.success), _key(r)) for r in results])
+    context.build_data_docs(site_names=["validation"])
+    keys = {r.suite_name: _key(r) for r in results}
+    if entries is None:
+        index = [(r.meta["run_id"].run_name, r.suite_name, bool(r.success), _key(r)) for r in results]
+    else:
+        index = [(w, i, bool(t.loc[t["wave"] == w, "success"].all()), keys[i]) for w, i, t in entries if i in keys]
+    _make_offline(out_dir, index)
     return out_dir / "index.html"
 
 

@@ -328,10 +328,16 @@ def test_run_validation_builds_offline_data_docs(books, config, tmp_path):
         ("2025Q1", "parent")]  # waves in config order, then instruments
     assert failures(table) == {("code_in_choices", "ws_1"), ("no_personal_columns", "phone")}
     assert not failures(table, "warning")  # the parent and community tables pass everything
+    # one GX batch per instrument, its failures attributed back to the wave that has them
+    failed = table[~table["success"]]
+    assert set(zip(failed["wave"], failed["instrument"])) == {("2025Q1", "activity"), ("2025Q1", "child")}
+    ws = table[(table["expectation"] == "code_in_choices") & (table["column"] == "ws_1")].set_index("wave")
+    assert ws.loc["2025Q1", "unexpected_count"] == 1 and ws.loc["2024-needs", "unexpected_count"] == 0
+    assert "1 of 40 rows unexpected, e.g. 8" in ws.loc["2025Q1", "details"]
     index = (docs / "index.html").read_text(encoding="utf-8")
     pages = sorted(docs.glob("validations/**/*.html"))
     suites = sorted(docs.glob("expectations/*.html"))
-    assert len(pages) == 5 and len(suites) == 4
+    assert len(pages) == 4 and len(suites) == 4  # one result page per instrument, covering its waves
     for page in [*pages, *suites]:
         assert page.relative_to(docs).as_posix() in index
     for page in [docs / "index.html", *pages, *suites]:
@@ -342,3 +348,21 @@ def test_run_validation_builds_offline_data_docs(books, config, tmp_path):
     assert index.count("✘ failed") == 2 and index.count("✔ passed") == 3
     with pytest.raises(ValidationFailed, match="2025Q1/activity code_in_choices on ws_1"):
         v.raise_on_critical(table)
+
+
+def test_stacked_waves_are_judged_wave_by_wave(child, config, session):
+    """One batch holds both waves; `mostly` and missing columns are still decided per wave."""
+    q = next(q for q in child.answer_questions if q.required and q.type == "select_one" and q.relevant is None)
+    a = clean_frame(child, config, wave="2025Q1", seed=3)
+    b = clean_frame(child, config, wave="2025Q2", seed=4)
+    a.loc[:3, q.name] = np.nan  # 4 of 40 unanswered (90%) in 2025Q1; 76 of 80 (95%) would pass overall
+    b = b.drop(columns=[child.clean_columns()[-1]])
+    table, result = session.validate({"2025Q1": a, "2025Q2": b}, child, config)
+    got = table.set_index(["wave", "expectation", "column"])
+    assert not got.loc[("2025Q1", "required_answered", q.name), "success"]
+    assert got.loc[("2025Q1", "required_answered", q.name), "unexpected_count"] == 4
+    assert got.loc[("2025Q2", "required_answered", q.name), "success"]
+    present = table[table["expectation"] == "columns_present"].set_index("wave")
+    assert present.loc["2025Q1", "success"] and not present.loc["2025Q2", "success"]
+    assert present.loc["2025Q2", "column"] == child.clean_columns()[-1]
+    assert not result.success  # GX's own verdict on the stacked batch agrees that something failed
