@@ -1,22 +1,28 @@
 """The analysis stage: estimates, needs priorities, reliability, outcomes and service outputs.
 
 It reads only what the earlier stages hold in memory (the weighted clean tables and their designs) and
-returns tidy tables; publishing them is `publish.py`'s job.
+returns tidy tables; publishing them is `publish.py`'s job. The longitudinal tables — panel attrition,
+reliable change and the quarterly trend models — are computed here too, and their seconds recorded in
+`Analysis.extra["seconds"]` (and the run's timings, shown by `tongxing run -v`), because the trend models
+are the one part of the analysis whose cost grows with the number of waves.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from pipelines import stats
+from pipelines.attrition import attrition_table
 from pipelines.codebook import Codebook
 from pipelines.estimates import estimate_table
-from pipelines.outcomes import outcome_table
+from pipelines.outcomes import outcome_table, reliable_change_table
 from pipelines.privacy import linkage_key
 from pipelines.scales import item_scores
 from pipelines.services import read_service_records, service_table, summarise
+from pipelines.trends import trend_table
 from pipelines.weights import design_from_json
 
 
@@ -31,6 +37,9 @@ class Analysis:
     weights: pd.DataFrame
     services: pd.DataFrame
     free_text: pd.DataFrame
+    attrition: pd.DataFrame = field(default_factory=pd.DataFrame)         # pipelines.attrition.COLUMNS
+    reliable_change: pd.DataFrame = field(default_factory=pd.DataFrame)   # outcomes.RELIABLE_CHANGE_COLUMNS
+    trends: pd.DataFrame = field(default_factory=pd.DataFrame)            # trends.TREND_COLUMNS
     extra: dict = field(default_factory=dict)
 
 
@@ -152,14 +161,34 @@ def analyze(state) -> Analysis:
         folder = state.root / "data_raw" / wave.id / "services"
         if folder.is_dir():
             services.append(summarise(read_service_records(folder, state.root), wave.id, config, key))
+    reliability_df = reliability(frames, books)
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn, *args):
+        t0 = time.perf_counter()
+        result = fn(*args)
+        seconds[name] = time.perf_counter() - t0
+        return result
+
+    longitudinal = {
+        "attrition": timed("attrition", attrition_table, by_instrument, books, config),
+        "reliable_change": timed("reliable_change", reliable_change_table, by_instrument, books, config,
+                                 reliability_df),
+        "trends": timed("trends", trend_table, by_instrument, books, config),
+    }
+    timings = getattr(state, "timings", None)
+    if isinstance(timings, dict):
+        timings.update({f"analyze:{k}": v for k, v in seconds.items()})
     return Analysis(
         estimates=estimates_df,
         outcomes=outcome_table(by_instrument, books, config),
         needs_priority=needs_priority(estimates_df, books),
-        reliability=reliability(frames, books),
+        reliability=reliability_df,
         funnel=pd.concat(funnels, ignore_index=True) if funnels else pd.DataFrame(),
         composition=pd.concat([c for c in compositions if len(c)], ignore_index=True) if any(len(c) for c in compositions) else pd.DataFrame(),
         weights=pd.DataFrame([w.iloc[0].to_dict() for w in weights]) if weights else pd.DataFrame(),
         services=service_table(services, config),
         free_text=pd.concat(texts, ignore_index=True) if texts else pd.DataFrame(columns=["wave", "instrument", "text"]),
+        **longitudinal,
+        extra={"seconds": seconds},
     )

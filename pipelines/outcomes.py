@@ -5,6 +5,10 @@ the one before it), three ways: the same respondents linked by respondent_key (p
 respondents against the baseline sample (cross-section, independent tests), and group activities' pre/post
 tests. Multiplicity is explicit: Holm within each service line's family (one family per scope and
 comparison) goes to `p_adjusted`, and Benjamini–Hochberg across every test in the table to `p_bh`.
+
+`reliable_change_table` adds, per scale and panel comparison with the baseline, the shares of individuals
+reliably improved / unchanged / worse (Jacobson–Truax); it is a table of its own (tables/reliable_change.csv)
+because outcomes.csv has CONTRACT §4's columns, one row per test.
 """
 from __future__ import annotations
 
@@ -46,7 +50,9 @@ def _row(outcome: Outcome, scope: str, group: str, pre: str, post: str, result: 
         row.update({k: result.get(k) for k in RESULT_FIELDS})
     row.setdefault("n_pre", n_pre)
     row.setdefault("n_post", n_post)
-    row["n_pairs"] = row.get("n_pairs") if scope != "cross_section" else None
+    # a panel or activity comparison with no linked pair has n_pairs 0, not empty (no test ran, so the
+    # result does not carry it)
+    row["n_pairs"] = None if scope == "cross_section" else int(n_pairs or 0)
     small = (n_pairs if scope != "cross_section" else min(n_pre, n_post)) or 0
     row["suppressed"] = bool(small < min_cell or result is None)
     if row["suppressed"]:
@@ -148,3 +154,85 @@ def outcome_table(frames_by_instrument: dict[str, dict[str, pd.DataFrame]], book
             table[col] = None
     return table[COLUMNS + EXTRA].sort_values(["instrument", "scope", "pre_wave", "post_wave", "group", "indicator"],
                                               kind="stable").reset_index(drop=True)
+
+
+RELIABLE_CHANGE_COLUMNS = ["instrument", "indicator", "pre_wave", "post_wave", "n", "sd_baseline", "se_diff",
+                           "reliability", "improved", "unchanged", "worse", "note", "suppressed", "service_line",
+                           "label_zh", "label_en"]
+
+
+def reliable_change_table(frames_by_instrument: dict[str, dict[str, pd.DataFrame]], books: dict[str, Codebook],
+                          config: Config, reliability: pd.DataFrame) -> pd.DataFrame:
+    """Jacobson–Truax reliable change for each scale outcome, baseline → each later wave, panel pairs.
+
+    The yardstick is fixed at baseline for every comparison: the SD of the scale score over all baseline
+    respondents (unweighted, ddof 1 — the spread of the population the change is judged against, not of
+    the panel survivors) and the scale's Cronbach α at baseline (`reliability`, from analyze). A change is
+    reliable when |post − pre| > 1.96 · √2 · SD · √(1 − α); every scale here is scored so that higher is
+    better. Shares are over the complete pairs; under min_cell pairs, or without a usable α (missing, or
+    outside [0, 1)), the row is kept with its reason in `note` and no shares.
+    """
+    min_cell = config.thresholds.min_cell
+    alpha = {}
+    if reliability is not None and len(reliability):
+        alpha = {(r["wave"], r["instrument"], r["scale"]): r["alpha"] for r in reliability.to_dict("records")}
+    rows = []
+    for instrument, frames in sorted(frames_by_instrument.items()):
+        book = books[instrument]
+        waves = [w.id for w in config.waves if w.id in frames]
+        if not book.population or len(waves) < 2:
+            continue
+        scales = {s.score_column: s for s in book.scales.values()}
+        base_wave, base = waves[0], frames[waves[0]]
+        # the panel pairs of each later wave, found once (the same linkage as _link: first response per key)
+        pairs = {w: _pair_positions(base["respondent_key"], frames[w]["respondent_key"]) for w in waves[1:]}
+        for outcome in outcomes_for(book, config):
+            scale = scales.get(outcome.column)
+            if scale is None or outcome.column not in base:
+                continue
+            base_all = outcome.values(base).to_numpy(dtype=float, na_value=np.nan)
+            base_values = base_all[~np.isnan(base_all)]
+            sd = float(np.std(base_values, ddof=1)) if len(base_values) > 1 else float("nan")
+            r = alpha.get((base_wave, instrument, scale.id), float("nan"))
+            r = float(r) if r is not None and pd.notna(r) else float("nan")
+            for post_wave in waves[1:]:
+                post = frames[post_wave]
+                if outcome.column not in post:
+                    continue
+                i, j = pairs[post_wave]
+                pre_v = base_all[i]
+                post_v = outcome.values(post).to_numpy(dtype=float, na_value=np.nan)[j]
+                complete = ~np.isnan(pre_v) & ~np.isnan(post_v)
+                pre_v, post_v = pre_v[complete], post_v[complete]
+                row = {"instrument": instrument, "indicator": outcome.column, "pre_wave": base_wave,
+                       "post_wave": post_wave, "n": int(complete.sum()), "sd_baseline": sd, "se_diff": None,
+                       "reliability": r, "improved": None, "unchanged": None, "worse": None, "note": "",
+                       "suppressed": False, "service_line": outcome.service_line, "label_zh": outcome.label_zh,
+                       "label_en": outcome.label_en}
+                if not (0 <= r < 1):
+                    row["note"] = "no usable baseline reliability (Cronbach's alpha missing or outside [0, 1))"
+                elif not sd > 0:
+                    row["note"] = "no spread of the score at baseline"
+                else:
+                    res = stats.reliable_change(pre_v, post_v, sd, r)
+                    row.update(se_diff=res["se_diff"], improved=res["improved"], unchanged=res["unchanged"],
+                               worse=res["worse"])
+                if row["n"] < min_cell:
+                    row.update(suppressed=True, improved=None, unchanged=None, worse=None,
+                               note=row["note"] or "fewer pairs than the minimum cell")
+                rows.append(row)
+    return pd.DataFrame(rows, columns=RELIABLE_CHANGE_COLUMNS)
+
+
+def _pair_positions(pre_keys: pd.Series, post_keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (pre, post) of the respondents keyed in both waves, first response per key — the
+    pairs `_link` forms, as positions so many outcomes can reuse them."""
+    def first(keys: pd.Series) -> pd.Series:
+        k = keys.fillna("").astype(str).reset_index(drop=True)
+        k = k[k != ""]
+        k = k[~k.duplicated()]
+        return pd.Series(k.index.to_numpy(), index=k.to_numpy())
+
+    pre, post = first(pre_keys), first(post_keys)
+    common = pre.index.intersection(post.index, sort=False)
+    return pre.loc[common].to_numpy(dtype=int), post.loc[common].to_numpy(dtype=int)
