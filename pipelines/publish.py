@@ -16,6 +16,7 @@ from pipelines.io import staged_directory, write_csv, write_json, write_parquet
 
 TABLE_FILES = ["estimates", "outcomes", "needs_priority", "reliability", "funnel", "composition", "weights",
                "services", "validation"]
+LONGITUDINAL_FILES = ["attrition", "reliable_change", "trends"]
 
 
 def _versions(state) -> dict:
@@ -72,16 +73,21 @@ def write_clean(state, validation: pd.DataFrame) -> list[Path]:
 
 def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path, langs) -> Path:
     write_clean(state, validation)
-    from pipelines.report.builder import ReportContext, publish_quarter, quarter_entry, write_index
+    from pipelines.report.builder import publish_quarter, quarter_entry, write_index
+    from pipelines.report.longitudinal import LongitudinalContext, write_tables
 
     target = state.root / "reports" / state.quarter
     tables = {name: getattr(analysis, name) for name in TABLE_FILES if name not in ("validation", "reliability")}
-    context = ReportContext(
+    # the longitudinal tables (attrition, reliable change, trend models) ride in a LongitudinalContext so
+    # the report shows them; they are written beside the others as tables/<name>.csv
+    longitudinal = {name: getattr(analysis, name, None) for name in LONGITUDINAL_FILES}
+    context = LongitudinalContext(
         config=state.config, books=state.books, quarter=state.quarter, waves=[w.id for w in state.waves],
         free_text=analysis.free_text, versions={k: b.version for k, b in state.books.items()},
-        validation=validation, **tables)
+        validation=validation, **tables, **longitudinal)
     with staged_directory(target) as stage:
         publish_quarter(stage, context)
+        write_tables(stage / "tables", context)
         if len(analysis.reliability):
             write_csv(analysis.reliability, stage / "tables" / "reliability.csv")
         shutil.copy2(state.root / "data_clean" / "data_dictionary.csv", stage / "tables" / "data_dictionary.csv")

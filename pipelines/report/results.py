@@ -6,6 +6,7 @@ import datetime as dt
 import pandas as pd
 
 from pipelines import charts
+from pipelines.report import longitudinal
 from pipelines.report.context import free_text_quotes
 from pipelines.report.document import Doc, Table, is_outcome_suppressed, records
 from pipelines.report.text import count, num, number, pct, quarter_dates, short, value
@@ -133,6 +134,8 @@ def outcomes(doc: Doc) -> list[dict]:
         if len(forest) < len(shown):
             blocks.append(doc.note(T("outcomes.forest_note")))
     blocks += wellbeing(doc)
+    blocks += longitudinal.reliable_change(doc)
+    blocks += longitudinal.trend_models(doc)
     return blocks
 
 
@@ -293,7 +296,7 @@ def _attrition(doc: Doc) -> list[dict]:
                      doc.sup if sup else pct(pairs / n_pre if n_pre else None, 1)])
     return blocks + [doc.table(Table(T("methods.attrition"), [T("methods.col_instrument"), T("outcomes.col_waves"),
                      T("methods.col_n_pre"), T("methods.col_n_post"), T("methods.col_pairs"), T("methods.col_retention")],
-                     rows, [False, False, True, True, True, True]))]
+                     rows, [False, False, True, True, True, True]))] + longitudinal.attrition(doc)
 
 
 def _reliability(doc: Doc) -> list[dict]:
@@ -350,6 +353,7 @@ def _instruments(doc: Doc) -> list[dict]:
 def appendix(doc: Doc) -> list[dict]:
     T = doc.T
     items = [{"href": f"tables/{name}.csv", "text": f"{T('table.' + name)} — tables/{name}.csv"} for name in CSV_TABLES]
+    items += longitudinal.csv_links(doc)
     items.append({"href": "tables/appendix.xlsx", "text": f"{T('appendix.workbook')} — tables/appendix.xlsx"})
     blocks = [{"kind": "links", "intro": T("appendix.intro"), "items": items}]
     svc = doc.tables["services"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipelines import charts
+from pipelines.report import longitudinal
 from pipelines.report.document import Doc, Table, is_outcome_suppressed, records
 from pipelines.report.results import expected_share, outcome_table, satisfaction_rows
 from pipelines.report.text import count, number, option_label, pct, quarter_dates, short, value
@@ -254,11 +255,17 @@ def _trend(doc: Doc, line, keys: pd.DataFrame) -> dict:
     fig = charts.trend_lines(_display(doc, keys), doc.labels, doc.lang, waves=doc.wave_order,
                              min_cell=doc.min_cell, share_columns=doc.share_columns)
     takeaway, rows = "", []
+    # the trend model's estimate against the baseline beside each wave's weighted estimate (a column only
+    # when some indicator of the line has a model: tables/trends.csv)
+    modelled = any(longitudinal.trend_cell(doc, inst, ind, doc.baseline or "") is not None
+                   for inst, ind in keys[["instrument", "indicator"]].drop_duplicates().itertuples(index=False))
     for (inst, ind), grp in keys.groupby(["instrument", "indicator"], sort=False):
         recs = sorted(records(grp), key=lambda r: doc.wave_rank(r["wave"]))
         for r in recs:
             rows.append([doc.label(r), doc.inst(inst), doc.wave(r["wave"], True), doc.est_text(r), doc.ci_text(r),
                          doc.n_text(r["n"], charts.is_suppressed(r, doc.min_cell))])
+            if modelled:
+                rows[-1].append(longitudinal.trend_cell(doc, inst, ind, r["wave"]) or "–")
         ok = [r for r in recs if number(r["estimate"]) is not None]
         if not takeaway and len(ok) >= 2:
             a, b = ok[0], ok[-1]
@@ -270,8 +277,9 @@ def _trend(doc: Doc, line, keys: pd.DataFrame) -> dict:
                          first=value(a["estimate"], share), last_wave=doc.wave(b["wave"], True),
                          last=value(b["estimate"], share), direction=T(f"line.{moved}"))
     table = Table("", [T("line.col_indicator"), T("line.col_instrument"), T("methods.col_wave"),
-                       T("line.col_estimate"), T("line.col_ci"), T("line.col_n")], rows,
-                  [False, False, False, True, True, True])
+                       T("line.col_estimate"), T("line.col_ci"), T("line.col_n")]
+                  + ([T("trends.col_line_model")] if modelled else []), rows,
+                  [False, False, False, True, True, True] + ([True] if modelled else []))
     return doc.chart(T("line.trend_title", line=doc.line(line.id)), takeaway, fig, table)
 
 
