@@ -147,6 +147,7 @@ def _latest(root: Path) -> str:
 def test_demo_trends_table(run_root):
     table = pd.read_csv(run_root / "reports" / _latest(run_root) / "tables" / "trends.csv", encoding="utf-8-sig",
                         keep_default_na=False, na_values=[""])
+    table["wave"] = table["wave"].fillna("")
     assert list(table.columns) == trends.TREND_COLUMNS
     waves = sorted(p.name for p in (run_root / "data_clean").iterdir() if p.is_dir())
     # every scale of the three population surveys has a mixed model, every ordinal single item a logit model
