@@ -244,19 +244,21 @@ def trend_cell(doc: Doc, instrument: str, indicator: str, wave: str) -> str | No
     t = tables(doc)
     if t is None:
         return None
-    tr = t["trends"]
-    rows = tr[(tr["instrument"] == instrument) & (tr["indicator"] == indicator)]
-    if rows.empty:
+    if not hasattr(doc, "_trend_rows"):   # (instrument, indicator) → {wave: row}, built once per document
+        doc._trend_rows = {}
+        for row in records(t["trends"]):
+            doc._trend_rows.setdefault((row["instrument"], row["indicator"]), {})[row["wave"]] = row
+    rows = doc._trend_rows.get((instrument, indicator))
+    if not rows:
         return None
-    first = rows.iloc[0].to_dict()
+    first = next(iter(rows.values()))
     if not first["converged"]:
         return doc.T("trends.not_converged_short")
     if wave == first["baseline_wave"]:
         return doc.T("trends.reference")
-    at = rows[rows["wave"] == wave]
-    if at.empty:
+    r = rows.get(wave)
+    if r is None:
         return "–"
-    r = at.iloc[0].to_dict()
     text = _estimate_text(doc, r)
     if number(r["estimate"]) is None:
         return text
