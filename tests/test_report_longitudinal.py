@@ -190,3 +190,15 @@ def test_demo_report_shows_the_longitudinal_tables(run_root):
     assert Strings("en")("trends.convergence", converged=int(models["converged"].sum()), total=len(models)) in en
     assert {p.name for p in (folder / "tables").glob("*.csv")} >= {"attrition.csv", "reliable_change.csv",
                                                                    "trends.csv"}
+
+
+def test_empty_longitudinal_tables_still_build():
+    from test_report import _config_and_books
+
+    config, books = _config_and_books()
+    ctx = LongitudinalContext(config=config, books=books, quarter="2024Q4", waves=["2024-needs", "2024Q4"])
+    for lang in LANGS:
+        text = _text(build_report(ctx, lang))
+        T = Strings(lang)
+        assert T("reliable_change.heading") in text and T("trends.heading") in text
+        assert T("meta.no_data") in text
