@@ -118,34 +118,25 @@ def table_key(state: RunState, shared: str, wave: Wave, instrument: str, folder:
     return combine(shared, wave.id, instrument, file_digest(state.books[instrument].path), folder_key(folder))
 
 
-_FORKED: dict = {}  # what forked workers inherit (never pickled)
-
-
-def _compute_table(job: tuple[str, str, str]) -> TableResult:
-    """Ingest, clean and weight one (wave, instrument) table."""
+def compute_table(root: Path, config: Config, books: dict[str, Codebook], key: bytes, decisions: pd.DataFrame,
+                  job: tuple[str, str, str]) -> TableResult:
+    """Ingest, clean and weight one (wave, instrument) table (in this process or the run's helper)."""
     from pipelines.ingest import ingest_folder
 
-    state, key, decisions = _FORKED["tables"]
     wave_id, instrument, folder = job
-    book = state.books[instrument]
+    book = books[instrument]
     seconds = {}
     t0 = time.perf_counter()
-    ingested = ingest_folder(Path(folder), book, state.root)
+    ingested = ingest_folder(Path(folder), book, root)
     seconds["ingest"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cleaned = clean_responses(ingested.frame, ingested.missing, book, state.config, wave_id, key, decisions)
+    cleaned = clean_responses(ingested.frame, ingested.missing, book, config, wave_id, key, decisions)
     seconds["clean"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    weighted = weight_table(cleaned.frame, book, state.config)
+    weighted = weight_table(cleaned.frame, book, config)
     seconds["weight"] = time.perf_counter() - t0
-    files = [_file_entry(state.root, info) for info in ingested.files]
+    files = [_file_entry(root, info) for info in ingested.files]
     return TableResult(wave_id, instrument, cleaned, weighted, files, seconds)
-
-
-def _map_tables(jobs: list) -> list:
-    """Tables one after another. A forked multiprocessing.Pool here once hung for good when a worker died
-    (pyarrow's native threads were alive at fork time), and a hang is worse than a slower run."""
-    return [_compute_table(job) for job in jobs]
 
 
 def compute_keys(state: RunState) -> list[tuple[str, str, Path]]:
@@ -159,8 +150,9 @@ def compute_keys(state: RunState) -> list[tuple[str, str, Path]]:
     return tables
 
 
-def process_tables(state: RunState, progress=None) -> None:
-    """Ingest, clean and weight every (wave, instrument) of the run, reusing unchanged tables' results."""
+def process_tables(state: RunState, progress=None, helper=None) -> None:
+    """Ingest, clean and weight every (wave, instrument) of the run, reusing unchanged tables' results;
+    shared with the run's helper process (`pipelines.worker`) when there is one."""
     key = linkage_key(state.config)
     decisions = load_decisions(state.root)
     jobs = []
@@ -172,11 +164,11 @@ def process_tables(state: RunState, progress=None) -> None:
             state.reused += 1
         else:
             jobs.append((wave_id, instrument, str(folder)))
-    _FORKED["tables"] = (state, key, decisions)
-    try:
-        results = _map_tables(jobs)
-    finally:
-        _FORKED.pop("tables", None)
+    def compute(job):
+        return compute_table(state.root, state.config, state.books, key, decisions, job)
+
+    results = helper.map_tables(jobs, compute) if helper is not None and len(jobs) > 1 else \
+        [compute(job) for job in jobs]
     for (wave_id, instrument, _), result in zip(jobs, results):
         state.tables[(wave_id, instrument)] = result
         if state.cache:
@@ -255,17 +247,19 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
             state.reused = len(state.table_keys)
             state.timings["total"] = time.perf_counter() - started
             return state
-        from pipelines.validate import BackgroundValidation, raise_on_critical
+        from pipelines.decisions import load_decisions
+        from pipelines.validate import raise_on_critical
+        from pipelines.worker import Helper
 
         keys = {i: combine(*[k for (w, j), k in sorted(state.table_keys.items()) if j == i])
                 for i in sorted({i for _, i in state.table_keys})}
         known = {i: hit for i, k in keys.items() if (hit := state.cache.get("validation", k)) is not None}
         docs_stage = root / ".tongxing" / "validation-docs"
-        with BackgroundValidation(root) as validating:
+        with Helper(root, linkage_key(state.config), load_decisions(root)) as helper:
             t0 = time.perf_counter()
-            process_tables(state, progress)
+            process_tables(state, progress, helper)
             state.timings["ingest_clean_weight"] = time.perf_counter() - t0
-            validating.submit({k: t.frame for k, t in state.tables.items()}, docs_stage, known)
+            helper.validate({k: t.frame for k, t in state.tables.items()}, docs_stage, known)
             from pipelines.analyze import analyze
             from pipelines.publish import publish
 
@@ -273,7 +267,7 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
             analysis = analyze(state)
             state.timings["analyze"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            validation, new = validating.result()
+            validation, new = helper.validation()
             state.timings["validate (waited)"] = time.perf_counter() - t0
         for instrument, outcome in new.items():
             state.cache.put("validation", keys[instrument], outcome)

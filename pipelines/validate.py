@@ -396,59 +396,6 @@ def run_validation(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str,
     return validate_tables(frames, books, config, docs_dir)[0]
 
 
-# ------------------------------------------------------------------ validation beside the other stages
-_WORKER: dict[str, Any] = {}
-
-
-def _warm_up(root: Path) -> None:
-    """Runs first in the validation process: importing GX and building the suites take seconds, which
-    overlap with ingesting and cleaning in the main process. (Codebooks hold parsed skip-logic closures,
-    which do not pickle: the process loads its own from the root.)"""
-    from pipelines.codebook import load_codebooks
-    from pipelines.config import load_config
-    config = load_config(root)
-    books = load_codebooks(config.questionnaire_dir)
-    session = _Session()
-    for book in books.values():
-        session.suite(book, config)
-    _WORKER.update(session=session, books=books, config=config)
-
-
-def _validate_in_worker(frames, docs_dir, known):
-    return validate_tables(frames, _WORKER["books"], _WORKER["config"], docs_dir, known, _WORKER["session"])
-
-
-class BackgroundValidation:
-    """Validation in a separate process, started early and running beside the analysis.
-
-    A spawned process (not forked: pyarrow's threads make forking unsafe) behind `ProcessPoolExecutor`,
-    which raises `BrokenProcessPool` if the process dies rather than hanging. Use as a context manager."""
-
-    def __init__(self, root: Path):
-        import concurrent.futures
-        import multiprocessing
-        self._pool = concurrent.futures.ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up, initargs=(root,))
-        self._pool.submit(int)  # starts the process (and its warm-up) now
-        self._future = None
-
-    def submit(self, frames, docs_dir: Path, known: dict | None = None) -> None:
-        self._future = self._pool.submit(_validate_in_worker, frames, docs_dir, known or {})
-
-    def result(self) -> tuple:
-        return self._future.result()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if exc[0] is not None:  # the run failed: do not wait for the warm-up or a validation nobody reads
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.terminate()
-        self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
-        return False
-
-
 def _docs_context(gx, base: Path):
     context = gx.get_context(mode="ephemeral")
     context.add_data_docs_site(site_name="validation", site_config={

@@ -38,6 +38,20 @@ def test_swap_cut_between_renames_is_recovered(tmp_path):
     assert not list(tmp_path.glob(".*"))
 
 
+def _helpers_of(pid: int) -> set[int]:
+    """Child processes of `pid` (the run's spawned helper)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def _env():
     return dict(os.environ, TONGXING_LINKAGE_KEY="test-key-not-secret")
 
@@ -51,8 +65,12 @@ def test_killed_run_leaves_publication_and_next_run_recovers(run_root, tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "pipelines", "run", "--root", str(root)], env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(8)
+    helpers = _helpers_of(proc.pid)
+    assert helpers, "the run should have started its helper process by now"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    time.sleep(1)
+    assert not [p for p in helpers if _alive(p)], "the helper outlived the killed run"
     assert {p: p.read_bytes() for p in (root / "reports").rglob("*") if p.is_file()
             and not any(part.startswith(".") for part in p.relative_to(root / "reports").parts)} == published
     result = subprocess.run([sys.executable, "-m", "pipelines", "run", "--root", str(root)], env=_env(),

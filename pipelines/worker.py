@@ -1,0 +1,109 @@
+"""A second process for `tongxing run`: it shares the table work, then validates beside the analysis.
+
+The run's CPU time is dominated by pure-Python work (pandas bookkeeping in ingest and cleaning, Great
+Expectations' per-expectation overhead) which threads cannot share. One helper process gives the second
+core something to do:
+
+1. while the main process ingests, cleans and weights tables from the front of the list, the helper takes
+   them from the back (work sharing: whichever reaches a table first computes it);
+2. then it imports Great Expectations and validates every table while the main process runs the analysis.
+
+The process is spawned, not forked: pyarrow's native threads make forking unsafe (a forked pool once hung
+for good), and `ProcessPoolExecutor` raises `BrokenProcessPool` if the helper dies instead of hanging.
+Codebooks hold parsed skip-logic closures that do not pickle, so the helper loads its own from the root.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+_STATE: dict[str, Any] = {}
+
+
+def _die_with_parent() -> None:
+    """A run killed with SIGKILL cannot stop its helper; the kernel can (Linux PR_SET_PDEATHSIG), so an
+    orphan never goes on writing into `.tongxing/` beside the next run."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != _PARENT[0]:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+_PARENT = [os.getpid()]  # (in the helper this is re-read from the spawn arguments: see _start)
+
+
+def _start(root: str, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
+    _PARENT[0] = parent
+    _die_with_parent()
+    from pipelines.codebook import load_codebooks
+    from pipelines.config import load_config
+
+    config = load_config(Path(root))
+    _STATE.update(root=Path(root), config=config, books=load_codebooks(config.questionnaire_dir), key=key,
+                  decisions=decisions)
+
+
+def _table(job: tuple[str, str, str]):
+    from pipelines.run import compute_table
+    return compute_table(_STATE["root"], _STATE["config"], _STATE["books"], _STATE["key"], _STATE["decisions"], job)
+
+
+def _validate(frames, docs_dir: Path, known: dict):
+    from pipelines.validate import _Session, validate_tables
+    session = _STATE.setdefault("session", _Session())
+    return validate_tables(frames, _STATE["books"], _STATE["config"], docs_dir, known, session)
+
+
+def _warm_up() -> None:
+    """Import GX and build its context while the main process is still busy (seconds of imports)."""
+    from pipelines.validate import _Session
+    session = _STATE.setdefault("session", _Session())
+    for book in _STATE["books"].values():
+        session.suite(book, _STATE["config"])
+
+
+class Helper:
+    """The helper process of one run. Use as a context manager; on an error it is terminated, not awaited."""
+
+    def __init__(self, root: Path, key: bytes, decisions: pd.DataFrame):
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
+            initargs=(str(root), key, decisions, os.getpid()))
+        self._validation: concurrent.futures.Future | None = None
+
+    def map_tables(self, jobs: list, compute: Callable) -> list:
+        """`compute(job)` for every job, shared with the helper: it works from the back of the list, this
+        process from the front, and neither computes a table the other has started."""
+        futures = [self._pool.submit(_table, job) for job in reversed(jobs)][::-1]
+        self._pool.submit(_warm_up)
+        results = []
+        for job, future in zip(jobs, futures):
+            results.append(compute(job) if future.cancel() else future.result())
+        return results
+
+    def validate(self, frames, docs_dir: Path, known: dict) -> None:
+        self._validation = self._pool.submit(_validate, frames, docs_dir, known)
+
+    def validation(self) -> tuple:
+        return self._validation.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:  # the run failed: do not wait for work nobody will read
+            for process in list(getattr(self._pool, "_processes", None) or {}.values()):
+                process.terminate()
+        self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+        return False
