@@ -251,7 +251,8 @@ class _Session:
         combined, spans = _stack({w: _prepare(f, book, specs) for w, f in frames.items()}, specs)
         batch = batches.get_batch(batch_parameters={"dataframe": combined})
         result = batch.validate(suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": _SAMPLE,
-                                                      "return_unexpected_index_query": False})
+                                                      "return_unexpected_index_query": False,
+                                                      "exclude_unexpected_values": True})
         result.meta["run_id"] = RunIdentifier(run_name=run_name or " + ".join(frames))
         self.results.append(result)
         by_spec = {}
@@ -262,6 +263,9 @@ class _Session:
             r.expectation_config.meta = {"rule": specs[i].name, "column": specs[i].column, "order": i}
         rows = [_wave_row(wave, book.instrument, specs[i], by_spec[i], frames[wave], combined, spans[wave])
                 for wave in frames for i in sorted(by_spec)]
+        for r in result.results:  # the positions were needed only to split by wave: keep the pages light
+            if r.result and "unexpected_index_list" in r.result:
+                r.result["unexpected_index_list"] = r.result["unexpected_index_list"][:_SAMPLE]
         table = pd.DataFrame(rows, columns=VALIDATION_COLUMNS)
         return table.astype({"success": bool, "unexpected_count": "Int64"}), result
 
@@ -292,15 +296,15 @@ def _wave_row(wave: str, instrument: str, spec: ExpectationSpec, r, frame: pd.Da
     res = dict(r.result or {})
     positions = res.get("unexpected_index_list")
     if positions is not None:  # a column map expectation: keep this wave's failing rows
-        keep = [j for j, pos in enumerate(positions) if lo <= pos < hi]
-        values = [res["unexpected_list"][j] for j in keep] if "unexpected_list" in res else []
+        keep = [pos for pos in positions if lo <= pos < hi]
+        column = spec.kwargs.get("column")
+        values = combined[column].iloc[keep[:_SAMPLE]].tolist() if column in combined else []
         count, rows = len(keep), hi - lo
         res = {"element_count": rows, "unexpected_count": count, "partial_unexpected_list": values[:_SAMPLE]}
         mostly = spec.kwargs.get("mostly")
         if mostly is None:
             success = count == 0
         else:
-            column = spec.kwargs.get("column")
             base = rows if spec.expectation == "ExpectColumnValuesToNotBeNull" or column not in combined else \
                 int(combined[column].iloc[lo:hi].notna().sum())
             success = base == 0 or (base - count) / base >= mostly

@@ -90,6 +90,16 @@ def _canon(value: Any) -> str:
     return str(value).strip()
 
 
+def map_distinct(series: pd.Series, fn) -> pd.Series:
+    """`series.map(fn)` computed once per distinct value: report tables repeat a few thousand distinct
+    values over tens of thousands of rows. Missing values (None, NaN, NA) all map through `fn(None)`."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:-1] = [fn(u) for u in uniques]
+    mapped[-1] = fn(None)
+    return pd.Series(mapped[codes], index=series.index, dtype=object)
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes", "t")
@@ -110,9 +120,9 @@ def normalise(name: str, frame: pd.DataFrame | None) -> pd.DataFrame:
         if col in NUMERIC:
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
         elif col in BOOLEAN:
-            frame[col] = frame[col].map(_bool).astype(bool)
+            frame[col] = map_distinct(frame[col], _bool).astype(bool)
         else:
-            frame[col] = frame[col].map(_canon).astype(object)
+            frame[col] = map_distinct(frame[col], _canon)
     return frame
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xlsxwriter
 
-from pipelines.report.context import ESTIMATE_NUMBERS, OUTCOME_NUMBERS, TABLE_COLUMNS, TABLES
+from pipelines.report.context import ESTIMATE_NUMBERS, OUTCOME_NUMBERS, TABLE_COLUMNS, TABLES, map_distinct
 from pipelines.report.text import Strings, load_strings
 
 INTEGER_COLUMNS = {"n", "n_pre", "n_post", "n_pairs", "step", "rows", "sample_n", "iterations", "activities",
@@ -51,7 +51,7 @@ def for_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         if col in INTEGER_COLUMNS:
             out[col] = out[col].round().astype("Int64")
         elif out[col].dtype == object:
-            out[col] = out[col].map(_defuse)
+            out[col] = map_distinct(out[col], _defuse)
     return out
 
 
