@@ -53,16 +53,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress_printer(verbose: bool):
-    interactive = sys.stderr.isatty()
-    if not (interactive or verbose):
-        return None
-
-    def show(message: str) -> None:
-        print(f"  {message}", file=sys.stderr)
-    return show
-
-
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     root = getattr(args, "root", None) or getattr(args, "dir", Path("."))
@@ -110,10 +100,15 @@ def _dispatch(args) -> int:
     bad = [x for x in langs if x not in ("zh", "en")]
     if bad:
         raise TongxingError(None, f"unknown report language {', '.join(bad)}", "use --lang zh,en")
-    progress = _progress_printer(args.verbose)
+    from pipelines.progress import Progress
+
+    progress = Progress(verbose=args.verbose)
     if args.command in ("run", "report"):
-        state = runner.run(args.root, args.quarter, langs, progress=progress,
-                           use_cache=not getattr(args, "no_cache", False))
+        try:
+            state = runner.run(args.root, args.quarter, langs, progress=progress if progress.active else None,
+                               use_cache=not getattr(args, "no_cache", False))
+        finally:
+            progress.close()
         if state.unchanged:
             print("nothing changed since the last run: the published report stands", file=sys.stderr)
         if args.verbose:
@@ -124,7 +119,10 @@ def _dispatch(args) -> int:
         print(state.root / "reports" / state.quarter / "report.html")
         return 0
     state = runner.plan(Path(args.root).resolve(), args.quarter)
-    runner.process_tables(state, progress)
+    try:
+        runner.process_tables(state, progress if progress.active else None)
+    finally:
+        progress.close()
     for (wave, instrument), table in sorted(state.tables.items()):
         counts = table.clean.counts
         print(f"{wave}/{instrument}: {len(table.files)} file(s), {counts['read']} rows read, "

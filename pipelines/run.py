@@ -19,6 +19,7 @@ from pipelines.decisions import load_decisions
 from pipelines.errors import InputError, TongxingError
 from pipelines.io import remove_stale_stages, root_lock, sha256
 from pipelines.privacy import linkage_key
+from pipelines.progress import stage
 from pipelines.weights import WeightResult, weight_table
 
 SERVICES_FOLDER = "services"
@@ -164,6 +165,8 @@ def process_tables(state: RunState, progress=None, helper=None) -> None:
             state.reused += 1
         else:
             jobs.append((wave_id, instrument, str(folder)))
+    stage(progress, "读取、清理、加权 ingest, clean, weight", len(jobs))
+
     def compute(job):
         return compute_table(state.root, state.config, state.books, key, decisions, job)
 
@@ -264,15 +267,18 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
             from pipelines.publish import publish
 
             t0 = time.perf_counter()
+            stage(progress, "分析 analyse")
             analysis = analyze(state)
             state.timings["analyze"] = time.perf_counter() - t0
             t0 = time.perf_counter()
+            stage(progress, "校验 validate (Great Expectations)")
             validation, new = helper.validation()
             state.timings["validate (waited)"] = time.perf_counter() - t0
         for instrument, outcome in new.items():
             state.cache.put("validation", keys[instrument], outcome)
         raise_on_critical(validation)
         t0 = time.perf_counter()
+        stage(progress, "发布 publish")
         publish(state, analysis, validation, docs_stage, langs)
         state.timings["publish"] = time.perf_counter() - t0
         record_published(state, key)
