@@ -21,7 +21,6 @@ COLUMNS = ["wave", "instrument", "indicator", "stat", "level", "group_var", "gro
            "ci_high", "n", "deff", "suppressed"]
 GROUP_VARS = ["compound", "age_band", "child_age_band", "hukou_group", "relation"]
 BLOCK = 256
-DENSE_LIMIT = 3000  # rows up to which the raking residual operator is kept as a dense matrix
 
 
 @dataclass(frozen=True)
@@ -92,30 +91,38 @@ class BatchEstimator:
                 codes = pd.factorize(design.data[col])[0]
                 G = sparse.csr_matrix((np.ones(n), (np.arange(n), codes)), shape=(n, codes.max() + 1))
                 self.margins.append((G, np.asarray(G.sum(axis=0)).ravel(), np.asarray(psw, dtype=float)))
-        self._dense: np.ndarray | None = None
         self.PS = sparse.csr_matrix((np.ones(self.n_psu), (np.arange(self.n_psu), self.psu_stratum)),
                                     shape=(self.n_psu, n_strata))
+        self._rake = self._raking_map() if self.margins else None
+
+    def _raking_map(self) -> tuple:
+        """svyrecvar's raking residuals as a low-rank map: Z ↦ Z − U·K·Vᵀ·Z.
+
+        R removes each margin's weighted means in turn, 10 passes (pass k subtracts U_k·((V_kᵀ·Z)/counts_k),
+        with U_k = psw_k·G_k and V_k = G_k/psw_k for the margin's indicator matrix G_k). Every pass only
+        subtracts combinations of U's columns and reads Z only through Vᵀ·Z, so the 10 passes collapse to
+        one small matrix K (categories × categories), found by running the passes on the identity. The
+        result equals the passes exactly (up to rounding) at O(rows × estimates) cost, at any scale."""
+        U = sparse.hstack([sparse.diags(psw) @ G for G, _, psw in self.margins]).tocsr()
+        V = sparse.hstack([sparse.diags(1.0 / psw) @ G for G, _, psw in self.margins]).tocsc()
+        counts = np.concatenate([c for _, c, _ in self.margins])
+        edges = np.cumsum([0] + [G.shape[1] for G, _, _ in self.margins])
+        VtU = (V.T @ U).toarray()
+        K = np.zeros((len(counts), len(counts)))
+        B = np.eye(len(counts))
+        for _ in range(10):
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                K[lo:hi] += (B[lo:hi] - VtU[lo:hi] @ K) / counts[lo:hi, None]
+        return U, K, V.T.tocsr()
 
     def _residualise(self, Z: np.ndarray) -> np.ndarray:
-        """svyrecvar's raking residuals: 10 passes of removing each margin's weighted means."""
-        for _ in range(10 if self.margins else 0):
-            for G, counts, psw in self.margins:
-                means = (G.T @ (Z / psw[:, None])) / counts[:, None]
-                Z = Z - psw[:, None] * (G @ means)
-        return Z
-
-    @property
-    def _operator(self) -> np.ndarray | None:
-        """The residualising map as a matrix, when the table is small enough to hold it (one matmul per block)."""
-        if not self.margins or len(self.w) > DENSE_LIMIT:
-            return None
-        if self._dense is None:
-            self._dense = self._residualise(np.eye(len(self.w)))
-        return self._dense
+        if self._rake is None:
+            return Z
+        U, K, Vt = self._rake
+        return Z - U @ (K @ (Vt @ Z))
 
     def _variance(self, Z: np.ndarray) -> np.ndarray:
-        op = self._operator
-        Z = op @ Z if op is not None else self._residualise(Z)
+        Z = self._residualise(Z)
         totals = self.P.T @ Z
         mean_h = (self.PS.T @ totals) / np.maximum(self.n_h, 1)[:, None]
         centred = totals - self.PS @ mean_h
