@@ -271,20 +271,26 @@ def _duplicates(df, book, config, exclude) -> None:
     phase = book.by_role("phase")
     # an activity's pre and post tests are the same person twice by design: a duplicate is within a phase
     by = ["respondent_key", phase.name] if phase is not None and phase.name in df else ["respondent_key"]
-    groups = df.loc[keyed].groupby(by)
     limit = config.thresholds.near_duplicate_max_diff
-    for _, idx in groups.groups.items():
-        if len(idx) < 2:
-            continue
-        idx = sorted(idx, key=lambda i: df.at[i, "submitted_at"])
-        first = idx[0]
-        for other in idx[1:]:
-            a, b = df.loc[first, cols], df.loc[other, cols]
-            differ = int(((a.astype("string") != b.astype("string")) & ~(a.isna() & b.isna())).fillna(True).sum())
-            kind = "near-duplicate" if differ <= limit else "repeat"
-            exclude(pd.Series(df.index == other, index=df.index), "duplicate_respondent",
-                    f"同一受访者（同一联系方式）本轮已有答卷 {df.at[first, 'response_id']}；"
-                    f"{differ} 题不同（{kind}），保留最早一份")
+    sub = df.loc[keyed].sort_values("submitted_at", kind="stable")  # each respondent's earliest answer first
+    if sub.empty:
+        return
+    grouped = sub.groupby(by, sort=False, dropna=False)
+    first = sub.index.to_numpy()[grouped.cumcount().to_numpy() == 0]  # per group, in group order
+    later = grouped.cumcount().to_numpy() > 0
+    if not later.any():
+        return
+    first_of = first[grouped.ngroup().to_numpy()]  # each row's group's first row (index label)
+    answers = df[cols].astype("string").astype(object).where(df[cols].notna(), None)
+    a = answers.loc[sub.index[later]].to_numpy()
+    b = answers.loc[first_of[later]].to_numpy()
+    differ = ((a != b) & ~(pd.isna(a) & pd.isna(b))).sum(axis=1)
+    rows = sub.index[later]
+    why = pd.Series("", index=df.index, dtype=object)
+    why[rows] = [f"同一受访者（同一联系方式）本轮已有答卷 {df.at[f, 'response_id']}；{d} 题不同"
+                 f"（{'near-duplicate' if d <= limit else 'repeat'}），保留最早一份"
+                 for f, d in zip(first_of[later], differ)]
+    exclude(pd.Series(df.index.isin(rows), index=df.index), "duplicate_respondent", why)
 
 
 def _derive(clean: pd.DataFrame, book: Codebook, config: Config) -> pd.DataFrame:
