@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from pipelines.cache import Cache, code_version, combine, file_digest, folder_key
-from pipelines.clean import CleanResult, clean_responses
 from pipelines.codebook import Codebook, load_codebooks
 from pipelines.config import Config, Wave, load_config
 from pipelines.decisions import load_decisions
@@ -20,7 +20,10 @@ from pipelines.errors import InputError, TongxingError
 from pipelines.io import remove_stale_stages, root_lock, sha256
 from pipelines.privacy import linkage_key
 from pipelines.progress import stage
-from pipelines.weights import WeightResult, weight_table
+
+if TYPE_CHECKING:  # (imported where used: scipy and statsmodels cost seconds a no-change rerun need not pay)
+    from pipelines.clean import CleanResult
+    from pipelines.weights import WeightResult
 
 SERVICES_FOLDER = "services"
 
@@ -122,7 +125,9 @@ def table_key(state: RunState, shared: str, wave: Wave, instrument: str, folder:
 def compute_table(root: Path, config: Config, books: dict[str, Codebook], key: bytes, decisions: pd.DataFrame,
                   job: tuple[str, str, str]) -> TableResult:
     """Ingest, clean and weight one (wave, instrument) table (in this process or the run's helper)."""
+    from pipelines.clean import clean_responses
     from pipelines.ingest import ingest_folder
+    from pipelines.weights import weight_table
 
     wave_id, instrument, folder = job
     book = books[instrument]
