@@ -8,6 +8,8 @@ answers — a finite-population truth, not a model parameter.
 """
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,4 +114,4 @@ def trait_key(q: Question) -> str:
 
 def _stable(text: str) -> int:
     """A seed component from a name, stable across runs (Python's hash() is salted)."""
-    return int.from_bytes(text.encode("utf-8")[:8].ljust(8, b"\0"), "little") % (2**31)
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little") % (2**31)
