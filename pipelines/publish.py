@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -71,7 +72,7 @@ def write_clean(state, validation: pd.DataFrame) -> list[Path]:
     return written
 
 
-def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path, langs) -> Path:
+def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path | Callable[[], Path], langs) -> Path:
     write_clean(state, validation)
     from pipelines.report.builder import publish_quarter, quarter_entry, write_index
     from pipelines.report.longitudinal import LongitudinalContext, write_tables
@@ -91,8 +92,9 @@ def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path, langs) 
         if len(analysis.reliability):
             write_csv(analysis.reliability, stage / "tables" / "reliability.csv")
         shutil.copy2(state.root / "data_clean" / "data_dictionary.csv", stage / "tables" / "data_dictionary.csv")
-        if docs_stage.exists():
-            shutil.copytree(docs_stage, stage / "validation", dirs_exist_ok=True)
+        docs = docs_stage() if callable(docs_stage) else docs_stage  # (built beside the report: wait now)
+        if docs.exists():
+            shutil.copytree(docs, stage / "validation", dirs_exist_ok=True)
         else:
             (stage / "validation").mkdir(exist_ok=True)
     write_index(state.root / "reports", [quarter_entry(context)])

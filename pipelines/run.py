@@ -279,13 +279,13 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
             stage(progress, "校验 validate (Great Expectations)")
             validation, new = helper.validation()
             state.timings["validate (waited)"] = time.perf_counter() - t0
-        for instrument, outcome in new.items():
-            state.cache.put("validation", keys[instrument], outcome)
-        raise_on_critical(validation)
-        t0 = time.perf_counter()
-        stage(progress, "发布 publish")
-        publish(state, analysis, validation, docs_stage, langs)
-        state.timings["publish"] = time.perf_counter() - t0
+            for instrument, outcome in new.items():
+                state.cache.put("validation", keys[instrument], outcome)
+            raise_on_critical(validation)
+            t0 = time.perf_counter()
+            stage(progress, "发布 publish")
+            publish(state, analysis, validation, helper.docs, langs)  # (the docs are awaited last)
+            state.timings["publish"] = time.perf_counter() - t0
         record_published(state, key)
     state.timings["total"] = time.perf_counter() - started
     return state

@@ -371,12 +371,13 @@ def _ordered(frames: dict, config: Config) -> list[tuple[str, str]]:
 
 
 def validate_tables(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str, Codebook], config: Config,
-                    docs_dir: Path, known: dict | None = None, session: _Session | None = None) -> tuple:
-    """Validate every (wave, instrument) table, one GX batch per instrument, and build the Data Docs.
+                    docs_dir: Path | None, known: dict | None = None, session: _Session | None = None) -> tuple:
+    """Validate every (wave, instrument) table, one GX batch per instrument, and build the Data Docs
+    (unless `docs_dir` is None: then `docs_for(outcomes, ...)` builds them later).
 
     `known` maps an instrument to an earlier (table, GX result) of the same tables (the run's cache), reused
-    instead of validating again. Returns the combined table (waves in config order, then instruments) and
-    the newly computed {instrument: (table, GX result)}."""
+    instead of validating again. Returns the combined table (waves in config order, then instruments), the
+    newly computed {instrument: (table, GX result)} and all of them."""
     known = known or {}
     keys = _ordered(frames, config)
     instruments = sorted({k[1] for k in keys})
@@ -386,12 +387,19 @@ def validate_tables(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str
             session = session or _Session()
             waves = {w: frames[(w, i)] for w, i in keys if i == instrument}
             outcomes[instrument] = new[instrument] = session.validate(waves, books[instrument], config)
-    build_data_docs([outcomes[i][1] for i in instruments], docs_dir,
-                    entries=[(w, i, outcomes[i][0]) for w, i in keys])
+    if docs_dir is not None:
+        docs_for(outcomes, keys, docs_dir)
     parts = {i: outcomes[i][0] for i in instruments}
     tables = [parts[i][parts[i]["wave"] == w] for w, i in keys]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=VALIDATION_COLUMNS)
-    return table.astype({"success": bool, "unexpected_count": "Int64"}), new
+    return table.astype({"success": bool, "unexpected_count": "Int64"}), new, outcomes
+
+
+def docs_for(outcomes: dict, keys: list[tuple[str, str]], docs_dir: Path) -> Path:
+    """The Data Docs of `validate_tables`' outcomes, for the (wave, instrument) tables `keys`."""
+    instruments = sorted(outcomes)
+    return build_data_docs([outcomes[i][1] for i in instruments], docs_dir,
+                           entries=[(w, i, outcomes[i][0]) for w, i in keys])
 
 
 def run_validation(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str, Codebook], config: Config,
@@ -444,7 +452,7 @@ def build_data_docs(results: Sequence[Any], out_dir: Path, entries: Sequence[tup
     else:
         index = [(w, i, bool(t.loc[t["wave"] == w, "success"].all()), keys[i]) for w, i, t in entries if i in keys]
     _make_offline(out_dir, index)
-    return out_dir / "index.html"
+    return out_dir
 
 
 _REMOTE = [re.compile(p, re.S | re.I) for p in (

@@ -59,10 +59,18 @@ def _table(job: tuple[str, str, str]):
     return compute_table(_STATE["root"], _STATE["config"], _STATE["books"], _STATE["key"], _STATE["decisions"], job)
 
 
-def _validate(frames, docs_dir: Path, known: dict):
-    from pipelines.validate import _Session, validate_tables
+def _validate(frames, known: dict):
+    from pipelines.validate import _Session, _ordered, validate_tables
     session = _STATE.setdefault("session", _Session())
-    return validate_tables(frames, _STATE["books"], _STATE["config"], docs_dir, known, session)
+    table, new, outcomes = validate_tables(frames, _STATE["books"], _STATE["config"], None, known, session)
+    _STATE["validated"] = (outcomes, _ordered(frames, _STATE["config"]))
+    return table, new
+
+
+def _docs(docs_dir: Path) -> Path:
+    from pipelines.validate import docs_for
+    outcomes, keys = _STATE.pop("validated")
+    return docs_for(outcomes, keys, docs_dir)
 
 
 def _warm_up() -> None:
@@ -81,6 +89,7 @@ class Helper:
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
             initargs=(str(root), key, decisions, os.getpid()))
         self._validation: concurrent.futures.Future | None = None
+        self._docs: concurrent.futures.Future | None = None
 
     def map_tables(self, jobs: list, compute: Callable) -> list:
         """`compute(job)` for every job, shared with the helper: it works from the back of the list, this
@@ -93,10 +102,16 @@ class Helper:
         return results
 
     def validate(self, frames, docs_dir: Path, known: dict) -> None:
-        self._validation = self._pool.submit(_validate, frames, docs_dir, known)
+        """Validate, then build the Data Docs: the table is ready (`validation()`) before the docs are
+        (`docs()`), so the report can be built while GX renders its pages."""
+        self._validation = self._pool.submit(_validate, frames, known)
+        self._docs = self._pool.submit(_docs, docs_dir)
 
     def validation(self) -> tuple:
         return self._validation.result()
+
+    def docs(self) -> Path:
+        return self._docs.result()
 
     def __enter__(self):
         return self
