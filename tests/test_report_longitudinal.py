@@ -190,6 +190,12 @@ def test_demo_report_shows_the_longitudinal_tables(run_root):
     assert Strings("en")("trends.convergence", converged=int(models["converged"].sum()), total=len(models)) in en
     assert {p.name for p in (folder / "tables").glob("*.csv")} >= {"attrition.csv", "reliable_change.csv",
                                                                    "trends.csv"}
+    # the funder's workbook carries them too, each sheet equal to its CSV
+    book = pd.ExcelFile(folder / "tables" / "appendix.xlsx")
+    assert {"attrition", "reliable_change", "trends"} <= set(book.sheet_names)
+    sheet = pd.read_excel(book, sheet_name="trends")
+    assert len(sheet) == len(trends) and list(sheet.columns) == list(trends.columns)
+    assert sheet["converged"].astype(bool).tolist() == trends["converged"].astype(bool).tolist()
 
 
 def test_empty_longitudinal_tables_still_build():

@@ -95,8 +95,10 @@ def publish_quarter(out_dir: Path, context: ReportContext) -> list[Path]:
     written += write_csvs(out_dir / "tables", tables)
     _, end = quarter_dates(context.config, context.quarter)
     created = dt.date.fromisoformat(end) if end else None
+    from pipelines.report import longitudinal
+    extra = longitudinal.prepare(context) if longitudinal.has_tables(context) else None
     written.append(write_atomic(out_dir / "tables" / "appendix.xlsx",
-                                workbook_bytes(tables, context.quarter, created, context.min_cell)))
+                                workbook_bytes(tables, context.quarter, created, context.min_cell, extra)))
     return written
 
 

@@ -64,11 +64,11 @@ def write_csvs(folder: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
     return [write_atomic(folder / f"{name}.csv", csv_bytes(name, tables[name])) for name in TABLES]
 
 
-def _definitions() -> list[tuple[str, str, str, str]]:
+def _definitions(extra: dict[str, pd.DataFrame] | None = None) -> list[tuple[str, str, str, str]]:
     cols = load_strings().get("columns", {})
     rows = []
-    for name in TABLES:
-        for col in TABLE_COLUMNS[name]:
+    for name, columns in [*TABLE_COLUMNS.items(), *((k, list(v.columns)) for k, v in (extra or {}).items())]:
+        for col in columns:
             entry = cols.get(f"{name}__{col}") or cols.get(col) or {"zh": "", "en": ""}
             rows.append((name, col, entry["zh"], entry["en"]))
     return rows
@@ -77,7 +77,10 @@ def _definitions() -> list[tuple[str, str, str, str]]:
 APPENDIX_ROW_LIMIT = 20000
 
 
-def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.date | None, min_cell: int) -> bytes:
+def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.date | None, min_cell: int,
+                   extra: dict[str, pd.DataFrame] | None = None) -> bytes:
+    """tables/appendix.xlsx: a definitions sheet, then one sheet per table of CONTRACT §4 and per `extra`
+    table (the longitudinal ones: attrition, reliable change, trend models)."""
     zh, en = Strings("zh"), Strings("en")
     marker = f"{zh('definitions.suppressed_marker', min_cell=min_cell)} / " \
              f"{en('definitions.suppressed_marker', min_cell=min_cell)}"
@@ -95,19 +98,20 @@ def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.da
               f"{zh('definitions.col_column')} {en('definitions.col_column')}",
               zh("definitions.col_meaning"), en("definitions.col_meaning")]
     sheet.write_row(0, 0, header, head)
-    for i, row in enumerate(_definitions(), start=1):
+    definitions = _definitions(extra)
+    for i, row in enumerate(definitions, start=1):
         sheet.write_row(i, 0, row, wrap)
-    sheet.write(len(_definitions()) + 2, 0, marker, grey)
+    sheet.write(len(definitions) + 2, 0, marker, grey)
     for col, width in enumerate((16, 22, 48, 60)):
         sheet.set_column(col, col, width)
     sheet.freeze_panes(1, 0)
-    for name in TABLES:
-        frame = tables[name]
+    sheets = {**{name: tables[name] for name in TABLES}, **(extra or {})}
+    for name, frame in sheets.items():
         if name == "estimates" and "group_var" in frame.columns and len(frame) > APPENDIX_ROW_LIMIT:
             # the group breakdowns (tens of thousands of rows) stay in tables/estimates.csv; a funder's
             # workbook holds the whole-population estimates, and says where the rest is
             frame = frame[frame["group_var"].fillna("").astype(str) == ""]
-            sheet.write(len(_definitions()) + 3, 0, f"{zh('definitions.estimates_subset')} / "
+            sheet.write(len(definitions) + 3, 0, f"{zh('definitions.estimates_subset')} / "
                         f"{en('definitions.estimates_subset')}", grey)
         frame = for_output(name, frame)
         ws = book.add_worksheet(name)
