@@ -192,7 +192,9 @@ def _yes(value: str) -> bool:
 
 def _read_sheet(path: Path, sheet: str, required: bool = True) -> pd.DataFrame | None:
     try:
-        frame = pd.read_excel(path, sheet_name=sheet, dtype=object, engine="calamine")
+        # (pandas would read an English label "None" or "NA" as missing: only empty cells are missing)
+        frame = pd.read_excel(path, sheet_name=sheet, dtype=object, engine="calamine", keep_default_na=False,
+                              na_values=[""])
     except ValueError as exc:
         if "not found" in str(exc).lower() or "worksheet" in str(exc).lower():
             if required:

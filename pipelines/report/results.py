@@ -219,7 +219,8 @@ def methods(doc: Doc) -> list[dict]:
         rules = rules[rules > 0].sort_values(ascending=False, kind="stable")
         takeaway = T("methods.funnel_takeaway", read=count(read), kept=count(kept), share=pct(kept / read if read else None),
                      rule=doc.labels.get(f"rule:{rules.index[0]}", rules.index[0]), removed=count(rules.iloc[0])) \
-            if len(rules) else T("methods.funnel_takeaway_none", read=count(read))
+            if len(rules) else T("methods.funnel_takeaway_none", read=count(read)) if read \
+            else T("methods.funnel_takeaway_empty")
         rows = [[doc.inst(r["instrument"]), doc.labels.get(f"rule:{r['rule']}", r["rule"]), count(r["rows"])]
                 for r in records(fq.sort_values(["instrument", "step"], kind="stable"))]
         table = Table("", [T("methods.col_instrument"), T("methods.col_step"), T("methods.col_remaining")], rows,
