@@ -94,6 +94,12 @@ class BatchEstimator:
         self.PS = sparse.csr_matrix((np.ones(self.n_psu), (np.arange(self.n_psu), self.psu_stratum)),
                                     shape=(self.n_psu, n_strata))
         self._rake = self._raking_map() if self.margins else None
+        # the usual design here: every respondent is their own PSU (no clusters), so PSU totals are the rows
+        # themselves and the sparse PSU maps can be skipped (two fewer passes over an n×m block)
+        self.row_psu = self.n_psu == n
+        if self.row_psu:
+            self.row_scale = scale[self.psu]
+            self.row_lonely = (self.n_h == 1)[self.stratum]
 
     def _raking_map(self) -> tuple:
         """svyrecvar's raking residuals as a low-rank map: Z ↦ Z − U·K·Vᵀ·Z.
@@ -123,6 +129,13 @@ class BatchEstimator:
 
     def _variance(self, Z: np.ndarray) -> np.ndarray:
         Z = self._residualise(Z)
+        if self.row_psu:
+            mean_h = (self.S.T @ Z) / np.maximum(self.n_h, 1)[:, None]
+            centred = Z - mean_h[self.stratum]
+            if self.row_lonely.any():
+                centred[self.row_lonely] = 0.0 if self.design.lonely_psu in ("fail", "certainty", "remove") \
+                    else Z[self.row_lonely]
+            return self.row_scale @ centred**2
         totals = self.P.T @ Z
         mean_h = (self.PS.T @ totals) / np.maximum(self.n_h, 1)[:, None]
         centred = totals - self.PS @ mean_h
@@ -142,9 +155,12 @@ class BatchEstimator:
             s2 = (W * resid**2).sum(axis=0) / psum * n / (n - 1)
             vsrs = s2 * (psum - n) / (psum * n)
             deff = np.where(vsrs > 0, var / vsrs, np.nan)
-        psus_in = ((self.P.T @ M.astype(float)) > 0).astype(float)
-        strata_in = ((self.PS.T @ psus_in) > 0).sum(axis=0)
-        df = psus_in.sum(axis=0) - strata_in
+        if self.row_psu:
+            df = n - ((self.S.T @ M.astype(float)) > 0).sum(axis=0)
+        else:
+            psus_in = ((self.P.T @ M.astype(float)) > 0).astype(float)
+            strata_in = ((self.PS.T @ psus_in) > 0).sum(axis=0)
+            df = psus_in.sum(axis=0) - strata_in
         se = np.sqrt(var)
         q = np.where(df > 0, sps.t.ppf(0.5 + self.confidence / 2, np.maximum(df, 1)), np.nan)
         low, high = est - q * se, est + q * se
