@@ -54,6 +54,16 @@ def test_raked_design_equals_reference(api):
     _compare(raked, raked.data, "api00", mask=(raked.data["stype"] == "M").to_numpy())
 
 
+def test_respondents_as_psus_equal_reference(api):
+    """The pipeline's own designs (strata, no clusters, raked): the row-PSU shortcut, against the reference."""
+    design = survey.make_design(api, "pw", strata="stype")
+    assert BatchEstimator(design).row_psu
+    _compare(design, api, "api00")
+    _compare(design, api, "api00", mask=(api["sch.wide"] == "Yes").to_numpy())
+    raked, _ = survey.rake_design(design, {"sch.wide": {"No": 1072, "Yes": 5122}}, max_iter=100, tol=1e-10)
+    _compare(raked, raked.data, "api00", mask=(raked.data["stype"] == "H").to_numpy())
+
+
 def test_low_rank_raking_map_equals_the_ten_passes(api):
     """The collapsed map Z - U K V'Z equals svyrecvar's literal loop: 10 passes over the margins, each
     removing the margin's weighted means (two margins, so the passes interact)."""
