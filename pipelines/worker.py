@@ -15,6 +15,7 @@ Codebooks hold parsed skip-logic closures that do not pickle, so the helper load
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
 import multiprocessing
 import os
 import signal
@@ -46,6 +47,10 @@ _PARENT = [os.getpid()]  # (in the helper this is re-read from the spawn argumen
 def _start(root: str, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
     _PARENT[0] = parent
     _die_with_parent()
+    _load(root, key, decisions)
+
+
+def _load(root: str, key: bytes, decisions: pd.DataFrame) -> None:
     from pipelines.codebook import load_codebooks
     from pipelines.config import load_config
 
@@ -88,8 +93,22 @@ class Helper:
         self._pool = concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
             initargs=(str(root), key, decisions, os.getpid()))
+        self._args = (str(root), key, decisions)
         self._validation: concurrent.futures.Future | None = None
         self._docs: concurrent.futures.Future | None = None
+        self._pending: dict[str, tuple] = {}
+        self.broken = False  # the helper died (or could not start): its work is done here instead
+
+    def _result(self, future: concurrent.futures.Future, fn: Callable, *args):
+        """The helper's result, or — if the helper is gone — the same work done in this process: a run
+        never fails because its helper did (a script without a `__main__` guard, a killed process)."""
+        try:
+            return future.result()
+        except concurrent.futures.process.BrokenProcessPool:
+            if not self.broken:
+                self.broken = True
+                _load(*self._args)
+            return fn(*args)
 
     def map_tables(self, jobs: list, compute: Callable) -> list:
         """`compute(job)` for every job, shared with the helper: it works from the back of the list, this
@@ -98,27 +117,33 @@ class Helper:
         self._pool.submit(_warm_up)
         results = []
         for job, future in zip(jobs, futures):
-            results.append(compute(job) if future.cancel() else future.result())
+            results.append(compute(job) if self.broken or future.cancel() else self._result(future, compute, job))
         return results
 
     def validate(self, frames, docs_dir: Path, known: dict) -> None:
         """Validate, then build the Data Docs: the table is ready (`validation()`) before the docs are
         (`docs()`), so the report can be built while GX renders its pages."""
-        self._validation = self._pool.submit(_validate, frames, known)
-        self._docs = self._pool.submit(_docs, docs_dir)
+        self._pending = {"validation": (frames, known), "docs": (docs_dir,)}
+        if not self.broken:
+            self._validation = self._pool.submit(_validate, frames, known)
+            self._docs = self._pool.submit(_docs, docs_dir)
 
     def validation(self) -> tuple:
-        return self._validation.result()
+        if self.broken:
+            return _validate(*self._pending["validation"])
+        return self._result(self._validation, _validate, *self._pending["validation"])
 
     def docs(self) -> Path:
-        return self._docs.result()
+        if self.broken:
+            return _docs(*self._pending["docs"])
+        return self._result(self._docs, _docs, *self._pending["docs"])
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         if exc[0] is not None:  # the run failed: do not wait for work nobody will read
-            for process in list(getattr(self._pool, "_processes", None) or {}.values()):
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
                 process.terminate()
         self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
         return False
