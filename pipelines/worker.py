@@ -105,16 +105,23 @@ class Helper:
         try:
             return future.result()
         except concurrent.futures.process.BrokenProcessPool:
-            if not self.broken:
-                self.broken = True
-                _load(*self._args)
+            self._mark_broken()
             return fn(*args)
+
+    def _mark_broken(self) -> None:
+        if not self.broken:
+            self.broken = True
+            _load(*self._args)
 
     def map_tables(self, jobs: list, compute: Callable) -> list:
         """`compute(job)` for every job, shared with the helper: it works from the back of the list, this
         process from the front, and neither computes a table the other has started."""
-        futures = [self._pool.submit(_table, job) for job in reversed(jobs)][::-1]
-        self._pool.submit(_warm_up)
+        try:
+            futures = [self._pool.submit(_table, job) for job in reversed(jobs)][::-1]
+            self._pool.submit(_warm_up)
+        except concurrent.futures.process.BrokenProcessPool:
+            self._mark_broken()
+            futures = [None] * len(jobs)
         results = []
         for job, future in zip(jobs, futures):
             results.append(compute(job) if self.broken or future.cancel() else self._result(future, compute, job))
@@ -125,8 +132,11 @@ class Helper:
         (`docs()`), so the report can be built while GX renders its pages."""
         self._pending = {"validation": (frames, known), "docs": (docs_dir,)}
         if not self.broken:
-            self._validation = self._pool.submit(_validate, frames, known)
-            self._docs = self._pool.submit(_docs, docs_dir)
+            try:
+                self._validation = self._pool.submit(_validate, frames, known)
+                self._docs = self._pool.submit(_docs, docs_dir)
+            except concurrent.futures.process.BrokenProcessPool:
+                self._mark_broken()
 
     def validation(self) -> tuple:
         if self.broken:
