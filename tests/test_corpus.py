@@ -801,6 +801,13 @@ def _find(ws, col: str, value: str) -> int:
     raise AssertionError(value)
 
 
+def _set_question(c: Case, name: str, column: str, value: str) -> None:
+    """Set one cell of the parent survey sheet: `column` of the question called `name`."""
+    def edit(ws):
+        ws.cell(_find(ws, "name", name), [x.value for x in ws[1]].index(column) + 1, value)
+    _edit_book(c, "parent", "survey", edit)
+
+
 BOOK = "config/questionnaires/parent.xlsx"
 
 
@@ -818,28 +825,19 @@ def _(c):
                                            r"is not in the choices sheet"))
 def _(c):
     """A question whose choice list does not exist (select_one hukou_type) → error naming row and list."""
-    def edit(ws):
-        i = _find(ws, "name", "hukou")
-        ws.cell(i, [x.value for x in ws[1]].index("type") + 1, "select_one hukou_type")
-    _edit_book(c, "parent", "survey", edit)
+    _set_question(c, "hukou", "type", "select_one hukou_type")
 
 
 @case("codebook-bad-relevant", Fails(BOOK, r"survey sheet row \d+: .*(relevant|expression|parse|syntax).*docs/codebook.md"))
 def _(c):
     """A relevant expression that does not parse (`${child_age} >=`) → error naming the row."""
-    def edit(ws):
-        i = _find(ws, "name", "after_school")
-        ws.cell(i, [x.value for x in ws[1]].index("relevant") + 1, "${child_age} >= ")
-    _edit_book(c, "parent", "survey", edit)
+    _set_question(c, "after_school", "relevant", "${child_age} >= ")
 
 
 @case("codebook-unknown-type", Fails(BOOK, r"survey sheet row \d+: unknown question type 'select_once hukou'"))
 def _(c):
     """A misspelt question type (select_once) → error naming the row and the allowed types."""
-    def edit(ws):
-        i = _find(ws, "name", "hukou")
-        ws.cell(i, [x.value for x in ws[1]].index("type") + 1, "select_once hukou")
-    _edit_book(c, "parent", "survey", edit)
+    _set_question(c, "hukou", "type", "select_once hukou")
 
 
 @case("codebook-missing-workbook", Fails("config/questionnaires/child.xlsx", r"questionnaire workbook not found"))
