@@ -159,8 +159,8 @@ def compute_keys(state: RunState) -> list[tuple[str, str, Path]]:
 def process_tables(state: RunState, progress=None, helper=None) -> None:
     """Ingest, clean and weight every (wave, instrument) of the run, reusing unchanged tables' results;
     shared with the run's helper process (`pipelines.worker`) when there is one."""
-    key = linkage_key(state.config)
-    decisions = load_decisions(state.root)
+    key, decisions = (helper.key, helper.decisions) if helper is not None else \
+        (linkage_key(state.config), load_decisions(state.root))
     jobs = []
     for wave_id, instrument, folder in compute_keys(state):
         tkey = state.table_keys[(wave_id, instrument)]
@@ -255,7 +255,6 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
             state.reused = len(state.table_keys)
             state.timings["total"] = time.perf_counter() - started
             return state
-        from pipelines.decisions import load_decisions
         from pipelines.validate import raise_on_critical
         from pipelines.worker import Helper
 
@@ -263,7 +262,8 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
                 for i in sorted({i for _, i in state.table_keys})}
         known = {i: hit for i, k in keys.items() if (hit := state.cache.get("validation", k)) is not None}
         docs_stage = root / ".tongxing" / "validation-docs"
-        with Helper(root, linkage_key(state.config), load_decisions(root)) as helper:
+        helper = Helper(root, state.config, state.books, linkage_key(state.config), load_decisions(root))
+        with helper:
             t0 = time.perf_counter()
             process_tables(state, progress, helper)
             state.timings["ingest_clean_weight"] = time.perf_counter() - t0

@@ -387,19 +387,22 @@ def validate_tables(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str
             session = session or _Session()
             waves = {w: frames[(w, i)] for w, i in keys if i == instrument}
             outcomes[instrument] = new[instrument] = session.validate(waves, books[instrument], config)
-    if docs_dir is not None:
-        docs_for(outcomes, keys, docs_dir)
     parts = {i: outcomes[i][0] for i in instruments}
     tables = [parts[i][parts[i]["wave"] == w] for w, i in keys]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=VALIDATION_COLUMNS)
-    return table.astype({"success": bool, "unexpected_count": "Int64"}), new, outcomes
+    table = table.astype({"success": bool, "unexpected_count": "Int64"})
+    if docs_dir is not None:
+        docs_for(outcomes, table, docs_dir)
+    return table, new, outcomes
 
 
-def docs_for(outcomes: dict, keys: list[tuple[str, str]], docs_dir: Path) -> Path:
-    """The Data Docs of `validate_tables`' outcomes, for the (wave, instrument) tables `keys`."""
+def docs_for(outcomes: dict, table: pd.DataFrame, docs_dir: Path) -> Path:
+    """The Data Docs of `validate_tables`' outcomes; its combined `table` gives the index's (wave,
+    instrument) rows, in order."""
     instruments = sorted(outcomes)
     return build_data_docs([outcomes[i][1] for i in instruments], docs_dir,
-                           entries=[(w, i, outcomes[i][0]) for w, i in keys])
+                           entries=[(w, i, outcomes[i][0]) for w, i in dict.fromkeys(zip(table["wave"],
+                                                                                           table["instrument"]))])
 
 
 def run_validation(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str, Codebook], config: Config,

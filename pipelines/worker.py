@@ -45,15 +45,11 @@ _PARENT = [os.getpid()]  # (in the helper this is re-read from the spawn argumen
 
 
 def _start(root: str, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
-    _PARENT[0] = parent
-    _die_with_parent()
-    _load(root, key, decisions)
-
-
-def _load(root: str, key: bytes, decisions: pd.DataFrame) -> None:
     from pipelines.codebook import load_codebooks
     from pipelines.config import load_config
 
+    _PARENT[0] = parent
+    _die_with_parent()
     config = load_config(Path(root))
     _STATE.update(root=Path(root), config=config, books=load_codebooks(config.questionnaire_dir), key=key,
                   decisions=decisions)
@@ -65,17 +61,16 @@ def _table(job: tuple[str, str, str]):
 
 
 def _validate(frames, known: dict):
-    from pipelines.validate import _Session, _ordered, validate_tables
+    from pipelines.validate import _Session, validate_tables
     session = _STATE.setdefault("session", _Session())
     table, new, outcomes = validate_tables(frames, _STATE["books"], _STATE["config"], None, known, session)
-    _STATE["validated"] = (outcomes, _ordered(frames, _STATE["config"]))
+    _STATE["validated"] = (outcomes, table)
     return table, new
 
 
 def _docs(docs_dir: Path) -> Path:
     from pipelines.validate import docs_for
-    outcomes, keys = _STATE.pop("validated")
-    return docs_for(outcomes, keys, docs_dir)
+    return docs_for(*_STATE.pop("validated"), docs_dir)
 
 
 def _warm_up() -> None:
@@ -89,11 +84,14 @@ def _warm_up() -> None:
 class Helper:
     """The helper process of one run. Use as a context manager; on an error it is terminated, not awaited."""
 
-    def __init__(self, root: Path, key: bytes, decisions: pd.DataFrame):
+    def __init__(self, root: Path, config, books: dict, key: bytes, decisions: pd.DataFrame):
+        """`config` and `books` are this process's own (they stay here: the helper loads its own copies);
+        `key` and `decisions` are the run's table inputs, read once and shared with `process_tables`."""
+        self.key, self.decisions = key, decisions
         self._pool = concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
             initargs=(str(root), key, decisions, os.getpid()))
-        self._args = (str(root), key, decisions)
+        self._here = dict(root=Path(root), config=config, books=books, key=key, decisions=decisions)
         self._validation: concurrent.futures.Future | None = None
         self._docs: concurrent.futures.Future | None = None
         self._pending: dict[str, tuple] = {}
@@ -111,7 +109,7 @@ class Helper:
     def _mark_broken(self) -> None:
         if not self.broken:
             self.broken = True
-            _load(*self._args)
+            _STATE.update(self._here)  # the helper's functions now run here, on this process's state
 
     def map_tables(self, jobs: list, compute: Callable) -> list:
         """`compute(job)` for every job, shared with the helper: it works from the back of the list, this

@@ -5,6 +5,8 @@ import time
 
 import pandas as pd
 
+from pipelines.codebook import load_codebooks
+from pipelines.config import load_config
 from pipelines.worker import Helper
 
 
@@ -13,7 +15,8 @@ def _double(job):
 
 
 def test_a_dead_helper_leaves_the_work_to_this_process(demo_root):
-    with Helper(demo_root, b"test-key", pd.DataFrame()) as helper:
+    config = load_config(demo_root)
+    with Helper(demo_root, config, load_codebooks(config.questionnaire_dir), b"test-key", pd.DataFrame()) as helper:
         helper._pool.submit(int).result(timeout=120)  # the helper is up
         for process in list(helper._pool._processes.values()):
             os.kill(process.pid, signal.SIGKILL)
