@@ -211,7 +211,8 @@ def _define_custom_expectations() -> None:
 
 
 class _Session:
-    """One ephemeral GX context with a pandas data source; one suite and batch definition per instrument.
+    """One ephemeral GX context with a pandas data source; per instrument, two suites and batch definitions:
+    the table's own checks on the prepared frame, and the packed cell checks on its long frame (`_Cells`).
 
     Batches run `batch.validate(suite)`: a Checkpoint re-serialises its suite on every run to check it is
     fresh (~0.7 s per table), and its actions are not needed — the Data Docs are built once, at the end."""
@@ -227,40 +228,57 @@ class _Session:
 
     def suite(self, book: Codebook, config: Config) -> tuple:
         if book.instrument not in self.instruments:
-            import great_expectations.expectations as gxe
             specs = build_suite(book, config)
+            cells = _Cells(specs)
+            table_specs = [i for i, s in enumerate(specs) if i not in cells.member_of]
             # notes and meta go on the results afterwards: here they would slow every check
-            expectations = [(_CUSTOM.get(s.expectation) or getattr(gxe, s.expectation))(
-                **s.kwargs, severity=s.severity) for s in specs]
-            suite = self.context.suites.add(self.gx.ExpectationSuite(book.instrument, expectations))
-            index = {e.id: i for i, e in enumerate(suite.expectations)}
-            batches = self.source.add_dataframe_asset(book.instrument).add_batch_definition_whole_dataframe("all")
-            self.instruments[book.instrument] = (specs, suite, batches, index)
+            parts = [self._part(book.instrument, [self._expectation(specs[i]) for i in table_specs], table_specs),
+                     self._part(f"{book.instrument}.cells", cells.expectations(self._expectation), None)]
+            self.instruments[book.instrument] = (specs, cells, parts)
         return self.instruments[book.instrument]
+
+    def _expectation(self, spec: ExpectationSpec):
+        import great_expectations.expectations as gxe
+        return (_CUSTOM.get(spec.expectation) or getattr(gxe, spec.expectation))(**spec.kwargs, severity=spec.severity)
+
+    def _part(self, name: str, expectations: list, members: list[int] | None) -> tuple:
+        suite = self.context.suites.add(self.gx.ExpectationSuite(name, expectations))
+        batches = self.source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+        return suite, batches, {e.id: k for k, e in enumerate(suite.expectations)}, members
 
     def validate(self, frames: dict[str, pd.DataFrame], book: Codebook, config: Config,
                  run_name: str | None = None) -> tuple[pd.DataFrame, Any]:
-        """Validate one instrument's tables of several waves as one GX batch, then split the results by wave.
+        """Validate one instrument's tables of several waves as one GX result, then split it by wave.
 
-        GX's cost is almost all per expectation and per batch (~1.5 s for ~130 expectations), hardly per row,
-        so one batch per instrument instead of one per (wave, instrument) table is ~5x cheaper. The prepared
-        tables are stacked with wave-prefixed response ids; `COMPLETE` results carry the failing rows'
-        positions, which `_wave_row` attributes back to each wave."""
+        GX's cost is almost all per expectation and per batch (~20 ms for each of ~130 column checks), hardly
+        per row. So the waves are stacked (`_stack`, with wave-prefixed response ids), and the column checks
+        of one rule — codes in their lists, answered, empty where hidden — run as one expectation over the
+        table's cells (`_Cells`). `COMPLETE` results carry the failing rows' positions, which `_wave_row`
+        attributes back to each wave and column."""
         from great_expectations.core.run_identifier import RunIdentifier
-        specs, suite, batches, index = self.suite(book, config)
+        specs, cells, parts = self.suite(book, config)
         combined, spans = _stack({w: _prepare(f, book, specs) for w, f in frames.items()}, specs)
-        batch = batches.get_batch(batch_parameters={"dataframe": combined})
-        result = batch.validate(suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": _SAMPLE,
-                                                      "return_unexpected_index_query": False,
-                                                      "exclude_unexpected_values": True})
+        long = cells.frame(combined)
+        result_format = {"result_format": "COMPLETE", "partial_unexpected_count": _SAMPLE,
+                         "return_unexpected_index_query": False, "exclude_unexpected_values": True}
+        results, by_spec = [], {}
+        for (suite, batches, index, members), data in zip(parts, (combined, long)):
+            if not suite.expectations:
+                continue
+            result = batches.get_batch(batch_parameters={"dataframe": data}).validate(suite, result_format=result_format)
+            results.append(result)
+            for r in result.results:
+                k = index[r.expectation_config.id]
+                if members is not None:  # a table check: one spec
+                    i = members[k]
+                    by_spec[i] = r
+                    r.expectation_config.notes = f"{specs[i].severity}: {specs[i].why}"
+                    r.expectation_config.meta = {"rule": specs[i].name, "column": specs[i].column, "order": i}
+                else:
+                    by_spec.update(cells.split(k, r, specs, combined))
+        result = _merged(results, book.instrument)
         result.meta["run_id"] = RunIdentifier(run_name=run_name or " + ".join(frames))
         self.results.append(result)
-        by_spec = {}
-        for r in result.results:
-            i = index[r.expectation_config.id]
-            by_spec[i] = r
-            r.expectation_config.notes = f"{specs[i].severity}: {specs[i].why}"
-            r.expectation_config.meta = {"rule": specs[i].name, "column": specs[i].column, "order": i}
         rows = [_wave_row(wave, book.instrument, specs[i], by_spec[i], frames[wave], combined, spans[wave])
                 for wave in frames for i in sorted(by_spec)]
         for r in result.results:  # the positions were needed only to split by wave: keep the pages light
@@ -268,6 +286,123 @@ class _Session:
                 r.result["unexpected_index_list"] = r.result["unexpected_index_list"][:_SAMPLE]
         table = pd.DataFrame(rows, columns=VALIDATION_COLUMNS)
         return table.astype({"success": bool, "unexpected_count": "Int64"}), result
+
+
+_PACKED = ("ExpectColumnValuesToBeInSet", "ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeNull")
+_EMPTY, _ANSWERED_CELL = "(empty)", "(answered)"
+
+
+class _Cells:
+    """The column checks of one rule packed into one GX expectation over the table's cells.
+
+    A rule such as `code_in_choices` is one check per question; GX would evaluate each separately at ~20 ms
+    apiece. Here every checked cell becomes one row of a long frame, in a column named after the rule,
+    holding `"<column>=<value>"` (a missing answer is no row for an in-set check, `=(empty)` or
+    `=(answered)` for the null checks), and the rule is one `ExpectColumnValuesToBeInSet` over the union of
+    each column's allowed keys. Rows are laid out spec by spec, each a block as long as the stacked table,
+    so a failing row's position gives back both the spec (column) and the table row."""
+
+    def __init__(self, specs: list[ExpectationSpec]):
+        rules: dict[str, list[int]] = {}
+        for i, s in enumerate(specs):
+            if s.expectation in _PACKED and "column" in s.kwargs:
+                rules.setdefault(s.name, []).append(i)
+        self.rules = rules
+        self.member_of = {i: rule for rule, members in rules.items() for i in members}
+        self.specs = specs
+
+    def expectations(self, make: Callable) -> list:
+        out = []
+        for rule, members in self.rules.items():
+            specs = [self.specs[i] for i in members]
+            allowed = list(dict.fromkeys(key for s in specs for key in _allowed(s)))
+            mostly = {s.kwargs.get("mostly") for s in specs}
+            kwargs = {"column": rule, "value_set": allowed, **({"mostly": mostly.pop()} if len(mostly) == 1 and
+                                                                 None not in mostly else {})}
+            out.append(make(ExpectationSpec(rule, "", specs[0].severity, "ExpectColumnValuesToBeInSet", kwargs)))
+        return out
+
+    def frame(self, combined: pd.DataFrame) -> pd.DataFrame:
+        n = len(combined)
+        total = n * len(self.member_of)
+        columns = {rule: np.full(total, None, dtype=object) for rule in self.rules}
+        for block, i in enumerate(sorted(self.member_of)):
+            spec = self.specs[i]
+            source = spec.kwargs["column"]
+            if source in combined:
+                columns[self.member_of[i]][block * n:(block + 1) * n] = _cell_keys(spec, combined[source].to_numpy())
+        return pd.DataFrame(columns, index=pd.RangeIndex(total))
+
+    def split(self, k: int, r, specs: list[ExpectationSpec], combined: pd.DataFrame) -> dict[int, Any]:
+        """The packed result `r` of rule number `k` as one result per member spec (positions in `combined`)."""
+        rule = list(self.rules)[k]
+        members = self.rules[rule]
+        n, blocks = len(combined), {i: b for b, i in enumerate(sorted(self.member_of))}
+        r.expectation_config.notes = f"{specs[members[0]].severity}: {specs[members[0]].why} " \
+                                     f"({len(members)} column(s), each value written <column>=<value>)"
+        r.expectation_config.meta = {"rule": rule, "column": _sample_columns([specs[i].column for i in members]),
+                                     "order": members[0]}
+        positions = np.asarray((r.result or {}).get("unexpected_index_list") or [], dtype=np.int64)
+        out = {}
+        for i in members:
+            column = specs[i].kwargs["column"]
+            if column not in combined:
+                out[i] = _Outcome(False, {}, {"raised_exception": True,
+                                              "exception_message": f"column {column} is missing"})
+                continue
+            lo = blocks[i] * n
+            mine = positions[(positions >= lo) & (positions < lo + n)] - lo
+            out[i] = _Outcome(not len(mine), {"unexpected_index_list": mine.tolist()}, r.exception_info)
+        return out
+
+
+def _key_text(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _allowed(spec: ExpectationSpec) -> list[str]:
+    if spec.expectation == "ExpectColumnValuesToNotBeNull":
+        return [f"{spec.column}={_ANSWERED_CELL}"]
+    if spec.expectation == "ExpectColumnValuesToBeNull":
+        return [f"{spec.column}={_EMPTY}"]
+    return [f"{spec.column}={_key_text(v)}" for v in spec.kwargs["value_set"]]
+
+
+def _cell_keys(spec: ExpectationSpec, values: np.ndarray) -> np.ndarray:
+    """`<column>=<value>` per cell (each distinct value formatted once); None where the check skips it."""
+    missing = pd.isna(values)
+    if spec.expectation == "ExpectColumnValuesToNotBeNull":
+        return np.where(missing, f"{spec.column}={_EMPTY}", f"{spec.column}={_ANSWERED_CELL}").astype(object)
+    keys = np.full(len(values), None if spec.expectation == "ExpectColumnValuesToBeInSet" else
+                   f"{spec.column}={_EMPTY}", dtype=object)
+    present = values[~missing]
+    if len(present):
+        codes, uniques = pd.factorize(present)
+        text = np.array([f"{spec.column}={_key_text(u.item() if isinstance(u, np.generic) else u)}" for u in uniques],
+                        dtype=object)
+        keys[~missing] = text[codes]
+    return keys
+
+
+def _sample_columns(columns: list[str]) -> str:
+    return " ".join(columns[:_SAMPLE]) + (f" … ({len(columns)})" if len(columns) > _SAMPLE else "")
+
+
+def _merged(results: list, suite_name: str):
+    """One validation result of an instrument from its table and cell batches (one Data Docs page)."""
+    first = results[0]
+    for other in results[1:]:
+        first.results.extend(other.results)
+    done = [r for r in first.results]
+    ok = sum(bool(r.success) for r in done)
+    first.success = ok == len(done)
+    first.suite_name = suite_name
+    first.statistics = {"evaluated_expectations": len(done), "successful_expectations": ok,
+                        "unsuccessful_expectations": len(done) - ok,
+                        "success_percent": 100.0 * ok / len(done) if done else None}
+    return first
 
 
 def _stack(prepared: dict[str, pd.DataFrame], specs: list[ExpectationSpec]) -> tuple[pd.DataFrame, dict]:
