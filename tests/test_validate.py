@@ -366,3 +366,24 @@ def test_stacked_waves_are_judged_wave_by_wave(child, config, session):
     assert present.loc["2025Q1", "success"] and not present.loc["2025Q2", "success"]
     assert present.loc["2025Q2", "column"] == child.clean_columns()[-1]
     assert not result.success  # GX's own verdict on the stacked batch agrees that something failed
+
+
+def test_column_checks_of_a_rule_run_as_one_gx_expectation_over_cells(good, child, config, session):
+    """GX costs ~20 ms per expectation: the ~100 per-column checks of the child suite run as one expectation
+    per rule over `<column>=<value>` cells, and the per-column table is still one row per spec."""
+    frame = good.copy()
+    frame.loc[[3, 7], "gender"] = [9, 7]
+    table, result = session.validate({WAVE: frame}, child, config)
+    specs = v.build_suite(child, config)
+    assert len(table) == len(specs)  # one row per generated check, as before
+    packed = {s.name for s in specs if s.expectation in v._PACKED}
+    per_rule = [r for r in result.results if r.expectation_config.kwargs.get("column") in packed]
+    assert sorted(r.expectation_config.kwargs["column"] for r in per_rule) == sorted(packed)
+    assert result.statistics["evaluated_expectations"] == len(result.results) < len(specs) / 3
+    codes = next(r for r in per_rule if r.expectation_config.kwargs["column"] == "code_in_choices")
+    assert not codes.success and codes.result["unexpected_count"] == 2
+    assert "gender=1" in codes.expectation_config.kwargs["value_set"] and \
+        "gender=9" not in codes.expectation_config.kwargs["value_set"]
+    row = table.set_index(["expectation", "column"]).loc[("code_in_choices", "gender")]
+    assert row["unexpected_count"] == 2 and row["details"].endswith("e.g. 9, 7")
+    assert not result.success and result.statistics["unsuccessful_expectations"] == 1
