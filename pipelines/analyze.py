@@ -108,43 +108,52 @@ def needs_priority(estimates: pd.DataFrame, books: dict[str, Codebook]) -> pd.Da
     return part[cols].reset_index(drop=True)
 
 
-def reliability(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str, Codebook]) -> pd.DataFrame:
+def table_reliability(frame: pd.DataFrame, book: Codebook, wave: str) -> list[dict]:
+    """Cronbach's alpha of each scale of one (wave, instrument) table."""
     rows = []
-    for (wave, instrument), frame in sorted(frames.items()):
-        book = books[instrument]
-        for scale in book.scales.values():
-            items = pd.DataFrame({name: item_scores(frame, book[name]) for name in scale.items if name in frame})
-            if items.shape[1] < 2:
-                continue
-            items = items.astype(float)
-            try:
-                res = stats.cronbach_alpha(items)
-            except (ValueError, ZeroDivisionError):
-                continue
-            rows.append({"wave": wave, "instrument": instrument, "scale": scale.id, "label_zh": scale.label_zh,
-                         "label_en": scale.label_en, **{k: res.get(k) for k in ("alpha", "ci_low", "ci_high", "n", "k")}})
-    return pd.DataFrame(rows)
+    for scale in book.scales.values():
+        items = pd.DataFrame({name: item_scores(frame, book[name]) for name in scale.items if name in frame})
+        if items.shape[1] < 2:
+            continue
+        items = items.astype(float)
+        try:
+            res = stats.cronbach_alpha(items)
+        except (ValueError, ZeroDivisionError):
+            continue
+        rows.append({"wave": wave, "instrument": book.instrument, "scale": scale.id, "label_zh": scale.label_zh,
+                     "label_en": scale.label_en, **{k: res.get(k) for k in ("alpha", "ci_low", "ci_high", "n", "k")}})
+    return rows
+
+
+@dataclass
+class TableAnalysis:
+    """The analysis of one (wave, instrument) table alone: computed with the table (in either process of
+    the run, see `run.compute_table`) and cached with it, so a rerun redoes only the tables that changed."""
+
+    estimates: pd.DataFrame | None
+    reliability: list[dict]
+
+
+def analyze_table(frame: pd.DataFrame, design_json: dict, book: Codebook, config, wave: str) -> TableAnalysis:
+    if not len(frame):
+        return TableAnalysis(None, [])
+    thresholds = config.thresholds
+    est = estimate_table(frame, book, design_from_json(frame, design_json), wave, thresholds.min_cell,
+                         thresholds.confidence)
+    return TableAnalysis(label_estimates(est, book, config), table_reliability(frame, book, wave))
 
 
 def analyze(state) -> Analysis:
     config, books = state.config, state.books
-    min_cell, confidence = config.thresholds.min_cell, config.thresholds.confidence
-    estimates, funnels, compositions, weights, texts = [], [], [], [], []
+    estimates, funnels, compositions, weights, texts, alphas = [], [], [], [], [], []
     frames = {}
+    for (wave, instrument), table in sorted(state.tables.items()):  # (reliability rows in this order)
+        alphas += table.analysis.reliability
     for (wave, instrument), table in state.tables.items():
-        book = books[instrument]
         frame = table.frame
         frames[(wave, instrument)] = frame
-        if len(frame):
-            key = state.table_keys.get((wave, instrument))
-            cached = state.cache.get("estimates", key) if state.cache is not None and key else None
-            if cached is None:
-                design = design_from_json(frame, table.weighted.design)
-                est = estimate_table(frame, book, design, wave, min_cell, confidence)
-                cached = label_estimates(est, book, config)
-                if state.cache is not None and key:
-                    state.cache.put("estimates", key, cached)
-            estimates.append(cached)
+        if table.analysis.estimates is not None:
+            estimates.append(table.analysis.estimates)
         funnels.append(table.clean.funnel)
         compositions.append(table.weighted.composition)
         weights.append(pd.DataFrame([table.weighted.diagnostics]))
@@ -161,7 +170,7 @@ def analyze(state) -> Analysis:
         folder = state.root / "data_raw" / wave.id / "services"
         if folder.is_dir():
             services.append(summarise(read_service_records(folder, state.root), wave.id, config, key))
-    reliability_df = reliability(frames, books)
+    reliability_df = pd.DataFrame(alphas)
     seconds: dict[str, float] = {}
 
     def timed(name: str, fn, *args):

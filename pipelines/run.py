@@ -22,6 +22,7 @@ from pipelines.privacy import linkage_key
 from pipelines.progress import stage
 
 if TYPE_CHECKING:  # (imported where used: scipy and statsmodels cost seconds a no-change rerun need not pay)
+    from pipelines.analyze import TableAnalysis
     from pipelines.clean import CleanResult
     from pipelines.weights import WeightResult
 
@@ -35,6 +36,7 @@ class TableResult:
     clean: CleanResult
     weighted: WeightResult
     files: list[dict]
+    analysis: TableAnalysis
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -124,7 +126,9 @@ def table_key(state: RunState, shared: str, wave: Wave, instrument: str, folder:
 
 def compute_table(root: Path, config: Config, books: dict[str, Codebook], key: bytes, decisions: pd.DataFrame,
                   job: tuple[str, str, str]) -> TableResult:
-    """Ingest, clean and weight one (wave, instrument) table (in this process or the run's helper)."""
+    """Ingest, clean, weight and analyse one (wave, instrument) table (in this process or the run's helper):
+    the per-table estimates run here, spread over both processes, not in the analysis stage."""
+    from pipelines.analyze import analyze_table
     from pipelines.clean import clean_responses
     from pipelines.ingest import ingest_folder
     from pipelines.weights import weight_table
@@ -141,8 +145,11 @@ def compute_table(root: Path, config: Config, books: dict[str, Codebook], key: b
     t0 = time.perf_counter()
     weighted = weight_table(cleaned.frame, book, config)
     seconds["weight"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    analysis = analyze_table(weighted.frame, weighted.design, book, config, wave_id)
+    seconds["estimate"] = time.perf_counter() - t0
     files = [_file_entry(root, info) for info in ingested.files]
-    return TableResult(wave_id, instrument, cleaned, weighted, files, seconds)
+    return TableResult(wave_id, instrument, cleaned, weighted, files, analysis, seconds)
 
 
 def compute_keys(state: RunState) -> list[tuple[str, str, Path]]:
@@ -157,7 +164,7 @@ def compute_keys(state: RunState) -> list[tuple[str, str, Path]]:
 
 
 def process_tables(state: RunState, progress=None, helper=None) -> None:
-    """Ingest, clean and weight every (wave, instrument) of the run, reusing unchanged tables' results;
+    """Ingest, clean, weight and analyse every (wave, instrument) of the run, reusing unchanged tables' results;
     shared with the run's helper process (`pipelines.worker`) when there is one."""
     key, decisions = (helper.key, helper.decisions) if helper is not None else \
         (linkage_key(state.config), load_decisions(state.root))
