@@ -165,6 +165,11 @@ class Relevance:
         """True where the question was shown (an empty answer there is 'left blank', not 'skipped')."""
         return self._pred(df)
 
+    def __reduce__(self):
+        """Pickled as its expression (the parsed predicate is closures): codebooks can cross to the run's
+        helper process instead of being read from disk again."""
+        return parse_relevance, (self.expr,)
+
 
 def parse_relevance(expr: str) -> Relevance:
     parser = _Parser(expr)

@@ -10,7 +10,7 @@ core something to do:
 
 The process is spawned, not forked: pyarrow's native threads make forking unsafe (a forked pool once hung
 for good), and `ProcessPoolExecutor` raises `BrokenProcessPool` if the helper dies instead of hanging.
-Codebooks hold parsed skip-logic closures that do not pickle, so the helper loads its own from the root.
+The run's config and codebooks cross to the helper by pickling (skip logic as its expression).
 """
 from __future__ import annotations
 
@@ -44,15 +44,10 @@ def _die_with_parent() -> None:
 _PARENT = [os.getpid()]  # (in the helper this is re-read from the spawn arguments: see _start)
 
 
-def _start(root: str, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
-    from pipelines.codebook import load_codebooks
-    from pipelines.config import load_config
-
+def _start(root: str, config, books: dict, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
     _PARENT[0] = parent
     _die_with_parent()
-    config = load_config(Path(root))
-    _STATE.update(root=Path(root), config=config, books=load_codebooks(config.questionnaire_dir), key=key,
-                  decisions=decisions)
+    _STATE.update(root=Path(root), config=config, books=books, key=key, decisions=decisions)
 
 
 def _table(job: tuple[str, str, str]):
@@ -85,12 +80,12 @@ class Helper:
     """The helper process of one run. Use as a context manager; on an error it is terminated, not awaited."""
 
     def __init__(self, root: Path, config, books: dict, key: bytes, decisions: pd.DataFrame):
-        """`config` and `books` are this process's own (they stay here: the helper loads its own copies);
-        `key` and `decisions` are the run's table inputs, read once and shared with `process_tables`."""
+        """`config` and `books` are this process's (the helper gets copies); `key` and `decisions` are the
+        run's table inputs, read once and shared with `process_tables`."""
         self.key, self.decisions = key, decisions
         self._pool = concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
-            initargs=(str(root), key, decisions, os.getpid()))
+            initargs=(str(root), config, books, key, decisions, os.getpid()))
         self._here = dict(root=Path(root), config=config, books=books, key=key, decisions=decisions)
         self._validation: concurrent.futures.Future | None = None
         self._docs: concurrent.futures.Future | None = None

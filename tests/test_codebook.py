@@ -130,3 +130,20 @@ def test_relevance_expressions(expr, expected):
 def test_relevance_rejects_code_injection():
     with pytest.raises(RelevanceError):
         parse_relevance("__import__('os').system('x')")
+
+
+def test_codebooks_pickle_with_their_skip_logic(books):
+    """The run's helper process receives the codebooks by pickling; skip logic crosses as its expression."""
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(books))
+    frame = pd.DataFrame({"participation": [1, 2, None]})
+    checked = 0
+    for name, book in books.items():
+        for q in book.questions:
+            if q.relevant is not None and q.relevant.refs == {"participation"}:
+                again = copy[name][q.name].relevant
+                assert again.expr == q.relevant.expr
+                assert again.applies(frame).tolist() == q.relevant.applies(frame).tolist() == [True, False, False]
+                checked += 1
+    assert checked
