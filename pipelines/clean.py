@@ -259,20 +259,48 @@ def _answer_columns(book: Codebook, df: pd.DataFrame) -> list[str]:
     return [c for q in book.answer_questions for c in q.clean_columns() if c in df and not c.endswith("_correct")]
 
 
+def _value_codes(column: pd.Series) -> np.ndarray:
+    """Per-cell codes that are equal exactly where the cells' texts (`astype("string")`) are equal; -1 where
+    missing. Integers and strings are their own texts, so only other dtypes are converted (the slow part)."""
+    dtype = column.dtype
+    if not (pd.api.types.is_integer_dtype(dtype) or isinstance(dtype, pd.StringDtype)):
+        column = column.astype("string")
+    return pd.factorize(column)[0]
+
+
+def _answer_codes(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """(rows, columns) array of `_value_codes`: comparing two rows' codes compares their answers as texts."""
+    if not cols:
+        return np.zeros((len(df), 0), dtype=np.int64)
+    return np.column_stack([_value_codes(df[c]) for c in cols]).astype(np.int64, copy=False)
+
+
 def _duplicates(df, book, config, exclude) -> None:
+    """Exact duplicates (the same answers and respondent key as an earlier submission) and repeat answers by one
+    respondent within a phase. Rows are compared through per-column value codes (`_answer_codes`), never by
+    converting every cell to text. `df` has a RangeIndex, so index labels are row positions."""
+    if not len(df):
+        return
     cols = _answer_columns(book, df)
-    signature = pd.util.hash_pandas_object(df[cols + ["respondent_key"]].astype("string"), index=False)
-    by_time = df.sort_values("submitted_at", kind="stable").index
-    exact = signature.loc[by_time].duplicated().reindex(df.index)
-    first_id = pd.Series(df.loc[by_time, "response_id"].to_numpy(), index=signature.loc[by_time].to_numpy())
-    first_id = first_id[~first_id.index.duplicated()]
-    exclude(exact, "duplicate", "与答卷 " + signature.map(first_id).astype(str) + " 完全相同（重复提交）")
-    keyed = (df["respondent_key"].fillna("") != "") & ~exact
+    codes = _answer_codes(df, cols)
+    signature = np.unique(np.column_stack([codes, _answer_codes(df, ["respondent_key"])]), axis=0,
+                          return_inverse=True)[1].reshape(-1)  # one id per distinct (answers, respondent key)
+    by_time = df["submitted_at"].sort_values(kind="stable").index.to_numpy()
+    in_time = signature[by_time]
+    exact = np.zeros(len(df), dtype=bool)
+    exact[by_time] = pd.Series(in_time).duplicated().to_numpy()
+    ids, earliest = np.unique(in_time, return_index=True)  # each signature's earliest row
+    first_id = np.empty(signature.max() + 1, dtype=object)
+    first_id[ids] = df["response_id"].to_numpy(dtype=object)[by_time[earliest]]
+    exclude(exact, "duplicate", "与答卷 " + pd.Series(first_id[signature], index=df.index).astype(str)
+            + " 完全相同（重复提交）")
+    keyed = ((df["respondent_key"].fillna("") != "") & ~exact).to_numpy(dtype=bool)
     phase = book.by_role("phase")
     # an activity's pre and post tests are the same person twice by design: a duplicate is within a phase
     by = ["respondent_key", phase.name] if phase is not None and phase.name in df else ["respondent_key"]
     limit = config.thresholds.near_duplicate_max_diff
-    sub = df.loc[keyed].sort_values("submitted_at", kind="stable")  # each respondent's earliest answer first
+    # each respondent's earliest answer first
+    sub = df.loc[keyed, list(dict.fromkeys(by + ["submitted_at"]))].sort_values("submitted_at", kind="stable")
     if sub.empty:
         return
     grouped = sub.groupby(by, sort=False, dropna=False)
@@ -281,13 +309,11 @@ def _duplicates(df, book, config, exclude) -> None:
     if not later.any():
         return
     first_of = first[grouped.ngroup().to_numpy()]  # each row's group's first row (index label)
-    answers = df[cols].astype("string").astype(object).where(df[cols].notna(), None)
-    a = answers.loc[sub.index[later]].to_numpy()
-    b = answers.loc[first_of[later]].to_numpy()
-    differ = ((a != b) & ~(pd.isna(a) & pd.isna(b))).sum(axis=1)
-    rows = sub.index[later]
+    rows = sub.index.to_numpy()[later]
+    differ = (codes[rows] != codes[first_of[later]]).sum(axis=1)
+    response_id = df["response_id"].to_numpy(dtype=object)
     why = pd.Series("", index=df.index, dtype=object)
-    why[rows] = [f"同一受访者（同一联系方式）本轮已有答卷 {df.at[f, 'response_id']}；{d} 题不同"
+    why[rows] = [f"同一受访者（同一联系方式）本轮已有答卷 {response_id[f]}；{d} 题不同"
                  f"（{'near-duplicate' if d <= limit else 'repeat'}），保留最早一份"
                  for f, d in zip(first_of[later], differ)]
     exclude(pd.Series(df.index.isin(rows), index=df.index), "duplicate_respondent", why)
