@@ -322,12 +322,12 @@ def _duplicates(df, book, config, exclude) -> None:
 def _derive(clean: pd.DataFrame, book: Codebook, config: Config) -> pd.DataFrame:
     for q in book.answer_questions:
         if q.type in ("select_one",) and q.name in clean:
-            clean[q.name] = pd.to_numeric(clean[q.name], errors="coerce").astype("Int64")
+            _to_int64(clean, q.name)
         if q.type in ("select_multiple", "rank"):
             for code in q.codes:
                 col = q.option_column(code)
                 if col in clean:
-                    clean[col] = pd.to_numeric(clean[col], errors="coerce").astype("Int64")
+                    _to_int64(clean, col)
     age_q = book.by_role("child_age") if book.instrument in ("parent", "child") else book.by_role("respondent_age")
     if age_q is not None and age_q.name in clean:
         for band_name in ("age_band", "child_age_band"):
@@ -342,12 +342,19 @@ def _derive(clean: pd.DataFrame, book: Codebook, config: Config) -> pd.DataFrame
     return add_scores(clean, book)
 
 
+def _to_int64(frame: pd.DataFrame, column: str) -> None:
+    """Code columns as Int64; ingest already gives Int64, and re-assigning an unchanged column costs time."""
+    if not isinstance(frame[column].dtype, pd.Int64Dtype):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+
+
 def _bands(ages: pd.Series, bands) -> pd.Series:
-    out = pd.Series(pd.NA, index=ages.index, dtype="string")
-    values = pd.to_numeric(ages, errors="coerce")
+    out = np.empty(len(ages), dtype=object)
+    out[:] = pd.NA
+    values = pd.to_numeric(ages, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     for label, lo, hi in bands:
         out[(values >= lo) & (values <= hi + 0.999)] = label
-    return out
+    return pd.Series(out, index=ages.index, dtype="string")
 
 
 def _drop_columns(book: Codebook, df: pd.DataFrame) -> set[str]:
