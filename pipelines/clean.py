@@ -68,18 +68,19 @@ def parse_number(value: object) -> float:
 
 def clean_responses(raw: pd.DataFrame, missing: pd.DataFrame, book: Codebook, config: Config, wave: str,
                     key: bytes, decisions: pd.DataFrame | None = None) -> CleanResult:
-    df = raw.reset_index(drop=True).copy()
+    df = raw.reset_index(drop=True)  # (a copy: raw is never changed)
     logs: list[pd.DataFrame] = []
     df.insert(0, "response_id", f"{wave}-{book.instrument}-" + df["platform_id"].astype(str))
     df["wave"], df["instrument"] = wave, book.instrument
     df["review_flag"] = ""
-    excluded = pd.Series("", index=df.index, dtype=object)
-    reason = pd.Series("", index=df.index, dtype=object)
+    # each row's first exclusion rule and reason ("" = kept), as arrays: rules run a few dozen times per table
+    excluded = np.full(len(df), "", dtype=object)
+    reason = np.full(len(df), "", dtype=object)
 
-    def exclude(mask: pd.Series, rule: str, why: pd.Series | str) -> None:
-        new = mask & (excluded == "")
+    def exclude(mask: pd.Series | np.ndarray, rule: str, why: pd.Series | str) -> None:
+        new = _flags(mask) & (excluded == "")
         excluded[new] = rule
-        reason[new] = why[new] if isinstance(why, pd.Series) else why
+        reason[new] = why.to_numpy(dtype=object)[new] if isinstance(why, pd.Series) else why
 
     df["respondent_key"] = _respondent_keys(df, book, config, key)
     manual = apply_decisions(df, decisions, book)
@@ -96,13 +97,16 @@ def clean_responses(raw: pd.DataFrame, missing: pd.DataFrame, book: Codebook, co
     keep_override = manual.keep & (excluded != "")
     if keep_override.any():
         logs.append(pd.DataFrame({"response_id": df.loc[keep_override, "response_id"], "column": "(row)",
-                                  "old": excluded[keep_override], "new": "kept", "rule": "decision_keep"}))
-        excluded[keep_override] = ""
-    kept = excluded == ""
+                                  "old": pd.Series(excluded, index=df.index)[keep_override], "new": "kept",
+                                  "rule": "decision_keep"}))
+        excluded[keep_override.to_numpy(dtype=bool)] = ""
+    kept = pd.Series(excluded == "", index=df.index)
     exclusions = pd.DataFrame({"source_file": df.loc[~kept, "source_file"], "source_row": df.loc[~kept, "source_row"],
-                               "response_id": df.loc[~kept, "response_id"], "rule": excluded[~kept],
-                               "reason": reason[~kept]})
-    clean = _derive(df.loc[kept].reset_index(drop=True), book, config)
+                               "response_id": df.loc[~kept, "response_id"],
+                               "rule": pd.Series(excluded, index=df.index)[~kept],
+                               "reason": pd.Series(reason, index=df.index)[~kept]})
+    # (the selected rows are a new frame: relabelled 0..n-1 without another copy)
+    clean = _derive(df.loc[kept].set_axis(pd.RangeIndex(int(kept.sum())), axis=0, copy=False), book, config)
     columns = META + [c for c in book.clean_columns() if c in clean.columns]
     derived = [c for c in clean.columns if c not in columns and c not in _drop_columns(book, df)]
     clean = clean[columns + derived]
@@ -114,6 +118,13 @@ def clean_responses(raw: pd.DataFrame, missing: pd.DataFrame, book: Codebook, co
     return CleanResult(clean, log, exclusions.reset_index(drop=True), funnel,
                        _missing_long(df, missing, clean), {"read": len(df), "kept": len(clean),
                                                            "excluded": len(exclusions)})
+
+
+def _flags(mask: pd.Series | np.ndarray) -> np.ndarray:
+    """A row mask as a bool array (a missing value selects nothing, as in pandas indexing)."""
+    if isinstance(mask, pd.Series):
+        return mask.to_numpy(dtype=bool, na_value=False)
+    return np.asarray(mask, dtype=bool)
 
 
 def _respondent_keys(df: pd.DataFrame, book: Codebook, config: Config, key: bytes) -> pd.Series:
@@ -259,11 +270,21 @@ def _answer_columns(book: Codebook, df: pd.DataFrame) -> list[str]:
     return [c for q in book.answer_questions for c in q.clean_columns() if c in df and not c.endswith("_correct")]
 
 
+_NO_ANSWER = np.iinfo(np.int64).min
+
+
 def _value_codes(column: pd.Series) -> np.ndarray:
-    """Per-cell codes that are equal exactly where the cells' texts (`astype("string")`) are equal; -1 where
-    missing. Integers and strings are their own texts, so only other dtypes are converted (the slow part)."""
+    """Per-cell codes that are equal exactly where the cells' texts (`astype("string")`) are equal, and equal
+    for missing cells. Integers are their own codes (missing: the smallest int64, unless a cell holds it);
+    strings are factorized; other dtypes are converted to text first (the slow part, so only for them)."""
     dtype = column.dtype
-    if not (pd.api.types.is_integer_dtype(dtype) or isinstance(dtype, pd.StringDtype)):
+    if pd.api.types.is_integer_dtype(dtype):
+        values = column.to_numpy(dtype=np.int64, na_value=0)
+        missing = column.isna().to_numpy(dtype=bool)
+        if not (values[~missing] == _NO_ANSWER).any():
+            values[missing] = _NO_ANSWER
+            return values
+    elif not isinstance(dtype, pd.StringDtype):
         column = column.astype("string")
     return pd.factorize(column)[0]
 
