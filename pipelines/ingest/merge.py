@@ -37,7 +37,9 @@ def merge_downloads(parts: list[tuple[pd.DataFrame, pd.DataFrame, dict]], codebo
         _count(files, matched, "joined")
         joined = len(matched)
         coded_f, conflicts = _fill_other(coded_f, matched, codebook)
-        result = pd.concat([coded_f, text_f[~in_coded.to_numpy()]], ignore_index=True)
+        rest = text_f[~in_coded.to_numpy()]
+        result = coded_f if not len(rest) and _same_layout(coded_f, rest) else \
+            pd.concat([coded_f, rest], ignore_index=True)
     else:
         result = coded_f if coded_f is not None else text_f
     result = _order(result)
@@ -57,11 +59,21 @@ def _dedup(group, files: dict) -> pd.DataFrame | None:
     if dup.any():
         _count(files, frame[dup], "duplicates")
         frame = frame[~dup]
+    if frame.index.equals(pd.RangeIndex(len(frame))):
+        return frame  # (the caller copies before changing it, and the merged frame is always a new one)
     return frame.reset_index(drop=True)
 
 
+def _same_layout(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Same columns with the same dtypes: appending no rows of `b` to `a` would change nothing."""
+    return list(a.columns) == list(b.columns) and a.dtypes.tolist() == b.dtypes.tolist()
+
+
 def _count(files: dict, frame: pd.DataFrame, key: str) -> None:
-    for name, n in frame["source_file"].value_counts(sort=False).items():
+    """Rows per source file (`value_counts(sort=False)`: first-seen order, missing names left out)."""
+    take, names = pd.factorize(frame["source_file"])
+    counts = np.bincount(take[take >= 0], minlength=len(names))
+    for name, n in zip(names, counts):
         files.setdefault(str(name), {"rows": 0, "kept": 0, "duplicates": 0, "joined": 0, "mode": ""})[key] += int(n)
 
 
@@ -73,17 +85,25 @@ def _other_columns(frame: pd.DataFrame, codebook: Codebook | None) -> list[str]:
 
 
 def _fill_other(coded: pd.DataFrame, matched: pd.DataFrame, codebook) -> tuple[pd.DataFrame, int]:
-    """Coded rows get the text rows' `_other` texts; returns the frame and how many rows disagree in codes."""
-    aligned = matched.set_index("platform_id").reindex(coded["platform_id"])
+    """Coded rows get the text rows' `_other` texts; returns the frame and how many rows disagree in codes.
+
+    Text rows are aligned to coded rows by position (`get_indexer` on the unique 序号; -1: no text row), and
+    only the columns used are taken, instead of re-indexing the whole text frame."""
+    at = pd.Index(matched["platform_id"]).get_indexer(coded["platform_id"])
+    found = at >= 0
+    text_columns = set(matched.columns) - {"platform_id"}
     coded = coded.copy()
     for col in _other_columns(coded, codebook):
-        if col in aligned.columns:
-            coded[col] = coded[col].fillna(pd.Series(aligned[col].to_numpy(), index=coded.index))
-    code_cols = [c for c in coded.columns if isinstance(coded[c].dtype, pd.Int64Dtype) and c in aligned.columns]
+        if col in text_columns:
+            texts = pd.Series(matched[col].array.take(at, allow_fill=True)).to_numpy()  # no text row: missing
+            coded[col] = coded[col].fillna(pd.Series(texts, index=coded.index))
+    code_cols = [c for c, dtype in zip(coded.columns, coded.dtypes)
+                 if isinstance(dtype, pd.Int64Dtype) and c in text_columns]
     if not code_cols:
         return coded, 0
     a = coded[code_cols].to_numpy(dtype=float, na_value=np.nan)
-    b = aligned[code_cols].to_numpy(dtype=float, na_value=np.nan)
+    b = np.full(a.shape, np.nan)
+    b[found] = matched[code_cols].to_numpy(dtype=float, na_value=np.nan)[at[found]]
     differ = ((a != b) & ~np.isnan(a) & ~np.isnan(b)).any(axis=1)
     return coded, int(differ.sum())
 
