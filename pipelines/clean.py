@@ -107,7 +107,8 @@ def clean_responses(raw: pd.DataFrame, missing: pd.DataFrame, book: Codebook, co
                                "reason": pd.Series(reason, index=df.index)[~kept]})
     clean = _derive(_rows(df, kept.to_numpy()), book, config)
     columns = META + [c for c in book.clean_columns() if c in clean.columns]
-    derived = [c for c in clean.columns if c not in columns and c not in _drop_columns(book, df)]
+    skip = set(columns) | _drop_columns(book, df)
+    derived = [c for c in clean.columns if c not in skip]
     clean = clean[columns + derived]
     log = pd.concat([x for x in logs if x is not None and len(x)] or [pd.DataFrame(columns=LOG_COLUMNS)],
                     ignore_index=True)[LOG_COLUMNS]
