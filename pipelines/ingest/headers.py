@@ -13,6 +13,7 @@ import difflib
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
@@ -35,7 +36,13 @@ _QNUM = re.compile(r"^(?:第\s*(\d{1,4})\s*题\s*[、.:]?|[QqＱ]?(\d{1,4})\s*(?
 
 def normalise_header(text: object) -> str:
     """NFKC, stripped, whitespace collapsed, `“”` → `"`, trailing type tags (`(多选题 *必答)`) dropped."""
-    s = "" if text is None else str(text)
+    return _normalise_header("" if text is None else str(text))
+
+
+# Header and option texts repeat across files, questions and every (header, option) comparison: these
+# pure functions of a str are memoised (bounded) instead of re-running NFKC and the regexes each time.
+@lru_cache(maxsize=1 << 16)
+def _normalise_header(s: str) -> str:
     for _ in range(8):  # a fixpoint, so normalise_header(normalise_header(x)) == normalise_header(x)
         new = unicodedata.normalize("NFKC", s).translate(_PUNCT)
         new = _WS.sub(" ", new).strip()
@@ -52,13 +59,22 @@ def normalise_header(text: object) -> str:
 
 def text_key(text: object) -> str:
     """Comparison key: the normalised header without any spaces, case-folded."""
-    return normalise_header(text).replace(" ", "").casefold()
+    return _text_key("" if text is None else str(text))
+
+
+@lru_cache(maxsize=1 << 16)
+def _text_key(s: str) -> str:
+    return _normalise_header(s).replace(" ", "").casefold()
 
 
 def option_key(text: object) -> str:
     """Option-text comparison key: NFKC, `“”` → `"`, no whitespace, case-folded (no tag stripping)."""
-    s = unicodedata.normalize("NFKC", "" if text is None else str(text)).translate(_PUNCT)
-    return _WS.sub("", s).casefold()
+    return _option_key("" if text is None else str(text))
+
+
+@lru_cache(maxsize=1 << 16)
+def _option_key(s: str) -> str:
+    return _WS.sub("", unicodedata.normalize("NFKC", s).translate(_PUNCT)).casefold()
 
 
 def split_qnum(header: object) -> tuple[int | None, str]:

@@ -32,16 +32,19 @@ def merge_downloads(parts: list[tuple[pd.DataFrame, pd.DataFrame, dict]], codebo
     conflicts = 0
     if coded_f is not None and text_f is not None:
         ids = text_f["platform_id"]
-        in_coded = ids.notna() & ids.isin(coded_f["platform_id"].dropna())
-        matched = text_f[in_coded.to_numpy()]
-        _count(files, matched, "joined")
+        in_coded = (ids.notna() & ids.isin(coded_f["platform_id"].dropna())).to_numpy()
+        matched = np.flatnonzero(in_coded)  # text rows joined to a coded row (positions: no frame is cut)
+        _count(files, text_f["source_file"].iloc[matched], "joined")
         joined = len(matched)
-        coded_f, conflicts = _fill_other(coded_f, matched, codebook)
-        result = pd.concat([coded_f, text_f[~in_coded.to_numpy()]], ignore_index=True)
+        coded_f, conflicts = _fill_other(coded_f, text_f, matched, codebook)
+        if in_coded.all() and _same_layout(coded_f, text_f):
+            result = coded_f  # (no text row left to append)
+        else:
+            result = pd.concat([coded_f, text_f[~in_coded]], ignore_index=True)
     else:
         result = coded_f if coded_f is not None else text_f
     result = _order(result)
-    _count(files, result, "kept")
+    _count(files, result["source_file"], "kept")
     missing = _kept_missing([m for _, m, _ in parts], result)
     info = {"rows": len(result), "files": files, "joined": joined,
             "duplicates": sum(f["duplicates"] for f in files.values()), "conflicts": conflicts}
@@ -55,13 +58,23 @@ def _dedup(group, files: dict) -> pd.DataFrame | None:
     ids = frame["platform_id"]
     dup = (ids.notna() & ids.duplicated(keep="first")).to_numpy()
     if dup.any():
-        _count(files, frame[dup], "duplicates")
+        _count(files, frame["source_file"][dup], "duplicates")
         frame = frame[~dup]
+    if frame.index.equals(pd.RangeIndex(len(frame))):
+        return frame  # (the caller copies before changing it, and the merged frame is always a new one)
     return frame.reset_index(drop=True)
 
 
-def _count(files: dict, frame: pd.DataFrame, key: str) -> None:
-    for name, n in frame["source_file"].value_counts(sort=False).items():
+def _same_layout(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Same columns with the same dtypes: appending no rows of `b` to `a` would change nothing."""
+    return list(a.columns) == list(b.columns) and a.dtypes.tolist() == b.dtypes.tolist()
+
+
+def _count(files: dict, source_file: pd.Series, key: str) -> None:
+    """Rows per source file (`value_counts(sort=False)`: first-seen order, missing names left out)."""
+    take, names = pd.factorize(source_file)
+    counts = np.bincount(take[take >= 0], minlength=len(names))
+    for name, n in zip(names, counts):
         files.setdefault(str(name), {"rows": 0, "kept": 0, "duplicates": 0, "joined": 0, "mode": ""})[key] += int(n)
 
 
@@ -72,20 +85,36 @@ def _other_columns(frame: pd.DataFrame, codebook: Codebook | None) -> list[str]:
     return [c for c in frame.columns if c.endswith("_other") and pd.api.types.is_string_dtype(frame[c])]
 
 
-def _fill_other(coded: pd.DataFrame, matched: pd.DataFrame, codebook) -> tuple[pd.DataFrame, int]:
-    """Coded rows get the text rows' `_other` texts; returns the frame and how many rows disagree in codes."""
-    aligned = matched.set_index("platform_id").reindex(coded["platform_id"])
-    coded = coded.copy()
+def _fill_other(coded: pd.DataFrame, text: pd.DataFrame, matched: np.ndarray,
+                codebook) -> tuple[pd.DataFrame, int]:
+    """Coded rows get the `_other` texts of the `matched` text rows (positions in `text`); returns the frame
+    and how many rows disagree in codes.
+
+    Each coded row's text row is found by position (`get_indexer` on the unique 序号, -1: none), and only the
+    columns used are read, column by column: cutting and re-indexing the whole text frame cost more."""
+    at = pd.Index(text["platform_id"].iloc[matched]).get_indexer(coded["platform_id"])
+    source = np.where(at >= 0, matched[np.maximum(at, 0)] if len(matched) else -1, -1)  # row in `text`, or -1
+    found = source >= 0
+    text_columns = set(text.columns) - {"platform_id"}
+    coded = coded.copy(deep=False)  # (only whole columns are replaced below)
     for col in _other_columns(coded, codebook):
-        if col in aligned.columns:
-            coded[col] = coded[col].fillna(pd.Series(aligned[col].to_numpy(), index=coded.index))
-    code_cols = [c for c in coded.columns if isinstance(coded[c].dtype, pd.Int64Dtype) and c in aligned.columns]
+        if col in text_columns:
+            texts = pd.Series(text[col].array.take(source, allow_fill=True)).to_numpy()  # no text row: missing
+            coded[col] = coded[col].fillna(pd.Series(texts, index=coded.index))
+    code_cols = [c for c, dtype in zip(coded.columns, coded.dtypes)
+                 if isinstance(dtype, pd.Int64Dtype) and c in text_columns]
     if not code_cols:
         return coded, 0
-    a = coded[code_cols].to_numpy(dtype=float, na_value=np.nan)
-    b = aligned[code_cols].to_numpy(dtype=float, na_value=np.nan)
+    a = np.column_stack([_floats(coded[c]) for c in code_cols])
+    b = np.full(a.shape, np.nan)
+    b[found] = np.column_stack([_floats(text[c]) for c in code_cols])[source[found]]
     differ = ((a != b) & ~np.isnan(a) & ~np.isnan(b)).any(axis=1)
     return coded, int(differ.sum())
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    """`column.to_numpy(dtype=float, na_value=nan)`, as DataFrame.to_numpy converts each column."""
+    return np.asarray(column.array.to_numpy(dtype=float, na_value=np.nan), dtype=float)
 
 
 def _order(frame: pd.DataFrame) -> pd.DataFrame:

@@ -131,22 +131,35 @@ def _unreadable(path: Path, exc: Exception, ole: bool) -> InputError:
 
 
 def _cells_frame(cells: list) -> pd.DataFrame:
+    """The sheet's cells as a frame of texts, converted column by column on a numpy grid and wrapped once
+    (assigning ~150 columns into a frame one by one cost more than reading the workbook)."""
     if not cells:
         return pd.DataFrame()
-    frame = pd.DataFrame(cells, dtype=object)
-    for col in frame.columns:
-        frame[col] = _cells_to_text(frame[col])
-    return frame
+    width = len(cells[0])
+    if width and all(len(row) == width for row in cells):
+        grid = np.empty((len(cells), width), dtype=object)
+        grid[:] = cells
+    else:  # ragged rows: pandas pads the short ones with None
+        grid = pd.DataFrame(cells, dtype=object).to_numpy(dtype=object)
+    for j in range(grid.shape[1]):
+        grid[:, j] = _cell_texts(grid[:, j])
+    return pd.DataFrame(grid, dtype=object)
 
 
 def _cells_to_text(col: pd.Series) -> pd.Series:
     """Excel cell values → the text they show, column-wise: numbers in bulk, other non-strings per cell."""
     arr = col.to_numpy(dtype=object)
+    out = _cell_texts(arr)
+    return col if out is arr else pd.Series(out, index=col.index, dtype=object)
+
+
+def _cell_texts(arr: np.ndarray) -> np.ndarray:
+    """`_cells_to_text` on an object array; the array itself when it holds only strings."""
     kind = pd.api.types.infer_dtype(arr, skipna=False)
     if kind in ("string", "empty"):
-        return col
+        return arr
     if kind == "floating":
-        return pd.Series(_floats_to_text(arr.astype(float)), index=col.index, dtype=object)
+        return _floats_to_text(arr.astype(float))
     is_str = np.fromiter((type(v) is str for v in arr), dtype=bool, count=len(arr))
     out = arr.copy()
     rest = arr[~is_str]
@@ -154,7 +167,7 @@ def _cells_to_text(col: pd.Series) -> pd.Series:
         out[~is_str] = _floats_to_text(rest.astype(float))
     else:
         out[~is_str] = [_cell_text(v) for v in rest]
-    return pd.Series(out, index=col.index, dtype=object)
+    return out
 
 
 def _floats_to_text(values: np.ndarray) -> np.ndarray:
@@ -460,6 +473,22 @@ def factorize(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(uniques, "to_numpy"):
         uniques = uniques.to_numpy(dtype=object)
     return take, np.asarray(uniques, dtype=object)
+
+
+def column_values(table: pd.DataFrame) -> list:
+    """Each column of a table of strings as an object array (by position: headers may repeat), converted in one
+    step for the whole table; a column that is not text stays a Series, as the readers used to get it."""
+    text = [pd.api.types.is_string_dtype(t) for t in table.dtypes]
+    if all(text):
+        return list(np.ascontiguousarray(table.to_numpy(dtype=object).T))
+    return [table.iloc[:, j].to_numpy(dtype=object) if is_text else table.iloc[:, j] for j, is_text in enumerate(text)]
+
+
+def isin(values, texts) -> np.ndarray:
+    """`Series.isin(texts)` as a bool array, testing each distinct value once."""
+    take, uniques = factorize(values)
+    wanted = set(texts)
+    return np.array([u in wanted for u in uniques] + [False], dtype=bool)[take]
 
 
 def per_unique(values, fn) -> np.ndarray:

@@ -22,8 +22,9 @@ from pipelines.errors import InputError
 from pipelines.ingest.headers import (ITEM, META_PART, OPTION, RANK_SEP, ROW, UNMATCHED, VALUE, ColumnMatch,
                                       absent_questions, match_headers, normalise_header, option_key, split_multi,
                                       split_other)
-from pipelines.ingest.tables import (const_strings, empty_column, factorize, filled, parse_duration,
-                                     parse_times, per_unique, raw_columns, read_table, relative, strings)
+from pipelines.ingest.tables import (column_values, const_strings, empty_column, factorize, filled, isin,
+                                     parse_duration, parse_times, per_unique, raw_columns, read_table, relative,
+                                     strings)
 
 PLATFORM = "wjx"
 WJX_META = {"序号", "所用时间", "来源", "来源详情", "来自IP"}  # with 提交答卷时间, in any version/order
@@ -130,6 +131,7 @@ class _Reader:
         self.table, self.path, self.book, self.mode, self.source = table, path, book, mode, source
         self.n = len(table)
         self.rows = np.asarray(table.index, dtype=np.int64)
+        self.values = column_values(table)  # the cells by column position, converted once
         self.cols: dict[str, object] = {}
         self.reasons: list[tuple[np.ndarray, str, int]] = []
         self.notes: dict[str, object] = {}
@@ -137,8 +139,9 @@ class _Reader:
         self.skip = SKIP_TEXTS | {"-3"}  # choice columns; free text keeps a typed "-3" in 按文本 downloads
 
     # ---------------------------------------------------------------- helpers
-    def col(self, m: ColumnMatch) -> pd.Series:
-        return self.table.iloc[:, m.index]
+    def col(self, m: ColumnMatch):
+        """The column's cells (an object array of str for a text column)."""
+        return self.values[m.index]
 
     def note(self, rows: np.ndarray, column: str, reason: int) -> None:
         if rows.any():
@@ -231,7 +234,7 @@ class _Reader:
         def text(name: str) -> np.ndarray:
             if name not in meta:
                 return filled(n, "")
-            col = self.col(meta[name])
+            col = self.table.iloc[:, meta[name].index]
             if isinstance(col.dtype, pd.ArrowDtype) or getattr(col.dtype, "storage", "") == "pyarrow":
                 return col.str.strip().to_numpy(dtype=object)  # arrow compute: no per-cell Python
             return per_unique(col, str.strip)
@@ -247,7 +250,7 @@ class _Reader:
                 "ip": strings(text("ip"))}
 
     # ---------------------------------------------------------------- question types
-    def single(self, q: Question, col: pd.Series) -> None:
+    def single(self, q: Question, col) -> None:
         take, uniques = factorize(col)
         k = len(uniques)
         codes, reason, other = np.zeros(k, np.int64), np.zeros(k, np.int8), filled(k, None)
@@ -272,16 +275,16 @@ class _Reader:
         self.note(r == SKIPPED, q.name, SKIPPED)
         self.note(r == BLANK, q.name, BLANK)
 
-    def free(self, q: Question, col: pd.Series) -> None:
-        skip = col.isin(RAW_SKIP + (["-3"] if self.mode != "text" else [])).to_numpy(dtype=bool)
-        blank = col.isin(RAW_BLANK).to_numpy(dtype=bool)
-        values = col.to_numpy(dtype=object, copy=True)
+    def free(self, q: Question, col) -> None:
+        skip = isin(col, RAW_SKIP + (["-3"] if self.mode != "text" else []))
+        blank = isin(col, RAW_BLANK)
+        values = np.array(col, dtype=object)
         values[skip | blank] = None
         self.cols[q.name] = pd.arrays.StringArray(values)
         self.note(skip, q.name, SKIPPED)
         self.note(blank, q.name, BLANK)
 
-    def multi_text(self, q: Question, col: pd.Series) -> None:
+    def multi_text(self, q: Question, col) -> None:
         take, uniques = factorize(col)
         k, width = len(uniques), len(q.codes)
         chosen = np.zeros((k, width), np.int64)
@@ -342,7 +345,7 @@ class _Reader:
         self.note(skipped, q.name, SKIPPED)
         self.note(~answered & ~skipped, q.name, BLANK)
 
-    def rank_text(self, q: Question, col: pd.Series) -> None:
+    def rank_text(self, q: Question, col) -> None:
         take, uniques = factorize(col)
         k, width = len(uniques), len(q.codes)
         position = np.zeros((k, width), np.int64)
