@@ -331,7 +331,8 @@ class _Cells:
             source = spec.kwargs["column"]
             if source in combined:
                 columns[self.member_of[i]][block * n:(block + 1) * n] = _cell_keys(spec, combined[source].to_numpy())
-        return pd.DataFrame(columns, index=pd.RangeIndex(total))
+        # categorical: GX fingerprints every batch by hashing its values, ~2x cheaper on codes than strings
+        return pd.DataFrame({rule: pd.Categorical(keys) for rule, keys in columns.items()}, index=pd.RangeIndex(total))
 
     def split(self, k: int, r, specs: list[ExpectationSpec], combined: pd.DataFrame) -> dict[int, Any]:
         """The packed result `r` of rule number `k` as one result per member spec (positions in `combined`)."""

@@ -131,6 +131,17 @@ class Helper:
             except concurrent.futures.process.BrokenProcessPool:
                 self._mark_broken()
 
+    def submit(self, fn: Callable, *args) -> Callable[[], Any]:
+        """Run `fn(*args)` in the helper (after its queued work); returns a function that waits for the
+        result, or computes it here if the helper is gone. `fn` must be a module-level function."""
+        future = None
+        if not self.broken:
+            try:
+                future = self._pool.submit(fn, *args)
+            except concurrent.futures.process.BrokenProcessPool:
+                self._mark_broken()
+        return lambda: fn(*args) if future is None else self._result(future, fn, *args)
+
     def validation(self) -> tuple:
         if self.broken:
             return _validate(*self._pending["validation"])
