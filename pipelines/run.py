@@ -293,6 +293,7 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
             stage(progress, "发布 publish")
             publish(state, analysis, validation, helper.docs, langs)  # (the docs are awaited last)
             state.timings["publish"] = time.perf_counter() - t0
+            state.timings.update({f"helper: {name}": seconds for name, seconds in helper.seconds.items()})
             if helper.broken:
                 state.warnings.append("the helper process stopped early; this run did its work in one process "
                                       "(slower, same results)")

@@ -4,9 +4,11 @@ The run's CPU time is dominated by pure-Python work (pandas bookkeeping in inges
 Expectations' per-expectation overhead) which threads cannot share. One helper process gives the second
 core something to do:
 
-1. while the main process ingests, cleans and weights tables from the front of the list, the helper takes
+1. it imports Great Expectations while the main process starts on the tables;
+2. while the main process ingests, cleans and weights tables from the front of the list, the helper takes
    them from the back (work sharing: whichever reaches a table first computes it);
-2. then it imports Great Expectations and validates every table while the main process runs the analysis.
+3. it validates every table while the main process runs the analysis, then builds the Data Docs while the
+   main process publishes.
 
 The process is spawned, not forked: pyarrow's native threads make forking unsafe (a forked pool once hung
 for good), and `ProcessPoolExecutor` raises `BrokenProcessPool` if the helper dies instead of hanging.
@@ -20,6 +22,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,25 +58,38 @@ def _table(job: tuple[str, str, str]):
     return compute_table(_STATE["root"], _STATE["config"], _STATE["books"], _STATE["key"], _STATE["decisions"], job)
 
 
+def _timed(name: str, started: float) -> None:
+    """Seconds of the helper's own stages, reported with the run's timings (`tongxing run -v`)."""
+    seconds = _STATE.setdefault("seconds", {})
+    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+
+
 def _validate(frames, known: dict):
+    started = time.perf_counter()
     from pipelines.validate import _Session, validate_tables
     session = _STATE.setdefault("session", _Session())
     table, new, outcomes = validate_tables(frames, _STATE["books"], _STATE["config"], None, known, session)
     _STATE["validated"] = (outcomes, table)
+    _timed("validate", started)
     return table, new
 
 
-def _docs(docs_dir: Path) -> Path:
+def _docs(docs_dir: Path) -> tuple[Path, dict]:
+    started = time.perf_counter()
     from pipelines.validate import docs_for
-    return docs_for(*_STATE.pop("validated"), docs_dir)
+    path = docs_for(*_STATE.pop("validated"), docs_dir)
+    _timed("data docs", started)
+    return path, _STATE.pop("seconds", {})
 
 
 def _warm_up() -> None:
     """Import GX and build its context while the main process is still busy (seconds of imports)."""
+    started = time.perf_counter()
     from pipelines.validate import _Session
     session = _STATE.setdefault("session", _Session())
     for book in _STATE["books"].values():
         session.suite(book, _STATE["config"])
+    _timed("import GX", started)
 
 
 class Helper:
@@ -91,6 +107,7 @@ class Helper:
         self._docs: concurrent.futures.Future | None = None
         self._pending: dict[str, tuple] = {}
         self.broken = False  # the helper died (or could not start): its work is done here instead
+        self.seconds: dict[str, float] = {}  # the helper's own stages (validation, Data Docs), once known
 
     def _result(self, future: concurrent.futures.Future, fn: Callable, *args):
         """The helper's result, or — if the helper is gone — the same work done in this process: a run
@@ -109,9 +126,9 @@ class Helper:
     def map_tables(self, jobs: list, compute: Callable) -> list:
         """`compute(job)` for every job, shared with the helper: it works from the back of the list, this
         process from the front, and neither computes a table the other has started."""
-        try:
-            futures = [self._pool.submit(_table, job) for job in reversed(jobs)][::-1]
+        try:  # GX's import first: its seconds overlap this process's tables, and validation follows the tables
             self._pool.submit(_warm_up)
+            futures = [self._pool.submit(_table, job) for job in reversed(jobs)][::-1]
         except concurrent.futures.process.BrokenProcessPool:
             self._mark_broken()
             futures = [None] * len(jobs)
@@ -149,8 +166,11 @@ class Helper:
 
     def docs(self) -> Path:
         if self.broken:
-            return _docs(*self._pending["docs"])
-        return self._result(self._docs, _docs, *self._pending["docs"])
+            path, seconds = _docs(*self._pending["docs"])
+        else:
+            path, seconds = self._result(self._docs, _docs, *self._pending["docs"])
+        self.seconds.update(seconds)
+        return path
 
     def __enter__(self):
         return self
