@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from pipelines.charts import is_suppressed
 from pipelines.codebook import Codebook
+from pipelines.frames import records
 from pipelines.indicators import Outcome, outcomes_for
 from pipelines.report.context import ReportContext
 from pipelines.report.text import Strings, count, interval, label_map, number, short, value
@@ -250,7 +251,3 @@ class Doc:
 def is_outcome_suppressed(row: dict) -> bool:
     flag = row.get("suppressed")
     return bool(flag) and str(flag).lower() not in ("false", "0")
-
-
-def records(frame: pd.DataFrame) -> list[dict]:
-    return [] if frame is None or frame.empty else frame.to_dict("records")
