@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from pipelines.codebook import load_codebooks
@@ -244,6 +245,17 @@ def test_both_languages_build_with_charts(reports):
     assert '<html lang="zh-CN">' in reports["zh"] and '<html lang="en">' in reports["en"]
     assert "摘要" in reports["zh"] and "Summary" in reports["en"]
     assert "家长卷" in reports["zh"] and "Parents" in reports["en"]
+
+
+def test_every_chart_json_passes_plotly_validation(reports):
+    """The charts are built with plotly's validation off (for speed): plotly must still accept every
+    figure the report embeds, property by property."""
+    for lang, html in reports.items():
+        for chart_id, fig in _figures(html).items():
+            try:
+                go.Figure(fig)
+            except ValueError as exc:  # plotly names the invalid property
+                pytest.fail(f"{lang} {chart_id}: {exc}")
 
 
 def test_every_chart_has_a_takeaway_and_a_table(reports):
