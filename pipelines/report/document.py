@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,7 @@ class Doc:
         self.share_columns = frozenset(self._share_columns())
         self.ranges = self._ranges()
         self.outcome_defs: list[Outcome] = [o for _, book in self.books for o in outcomes_for(book, ctx.config)]
+        self._shares: dict[str, pd.DataFrame] = {}
 
     # ------------------------------------------------------------ blocks
     def chart(self, title: str, takeaway: str, fig: go.Figure, table: Table) -> dict:
@@ -198,13 +200,32 @@ class Doc:
     def wave_rank(self, wave: str) -> int:
         return self.wave_order.index(wave) if wave in self.wave_order else -1
 
+    @cached_property
+    def whole_estimates(self) -> pd.DataFrame:
+        """The estimate rows of the whole population (no group breakdown): what the charts draw."""
+        est = self.tables["estimates"]
+        return est[est["group_var"] == ""]
+
+    def shares(self, wave: str) -> pd.DataFrame:
+        """Whole-population answer shares (stat "proportion") of one wave, kept per wave: each service line's
+        Likert charts and the satisfaction section read the quarter's."""
+        if wave not in self._shares:
+            whole = self.whole_estimates
+            self._shares[wave] = whole[(whole["wave"] == wave) & (whole["stat"] == "proportion")]
+        return self._shares[wave]
+
+    @cached_property
+    def _estimate_positions(self) -> dict[tuple[str, str], np.ndarray]:
+        """(instrument, indicator) → positions of its rows in `whole_estimates` (in table order)."""
+        return self.whole_estimates.groupby(["instrument", "indicator"], sort=False).indices
+
     def key_rows(self, defs: list[Outcome]) -> pd.DataFrame:
         """Whole-population estimate rows of each outcome's headline statistic, over all waves."""
         est = self.tables["estimates"]
-        whole = est[est["group_var"] == ""]
+        whole = self.whole_estimates
         parts = []
         for o in defs:
-            rows = whole[(whole["instrument"] == o.instrument) & (whole["indicator"] == o.column)]
+            rows = whole.iloc[self._estimate_positions.get((o.instrument, o.column), [])]
             if o.level == "binary":
                 rows = rows[(rows["stat"] == "proportion") & (rows["level"] == "1")]
             else:
