@@ -18,6 +18,7 @@ from pipelines.config import load_config
 from pipelines.indicators import outcomes_for
 from pipelines.report import ReportContext, build_report, publish_quarter, quarter_entry, write_index
 from pipelines.report.builder import plotly_js
+from pipelines.report.tables import csv_text
 from pipelines.report.text import LANGS, load_strings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -401,3 +402,19 @@ def test_index_lists_every_quarter(tmp_path):
     assert html.index("2025Q2") < html.index("2025Q1/report.html")
     assert "2025年第二季度" in html and not NETWORK.search(html)
     assert write_index(reports, [quarter_entry(synthetic_context("2025Q2"))]).read_bytes() == path.read_bytes()
+
+
+def test_csv_text_is_pandas_to_csv():
+    """The tables' CSV writer gives pandas' `to_csv` text byte for byte, awkward cells included."""
+    text = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", None, "=1+1", "’中文，标点", " padded "]
+    n = len(text)
+    frame = pd.DataFrame({
+        "text": text,
+        "float": [0.1, 1e-05, 1e16, -0.0, np.inf, -np.inf, np.nan, 0.30000000000000004, 123456789.125, 2.5e-300],
+        "count": pd.array([1, None, 3, 0, -7, 10**12, None, 5, 6, 7], dtype="Int64"),
+        "flag": [True, False] * (n // 2),
+        "int": np.arange(n, dtype=np.int64) - 3,
+        "a,quoted \"name\"": ["x"] * n,
+    })
+    for part in (frame, frame.iloc[:0], frame[["text", "float"]], frame.assign(mixed=[1, "a"] * (n // 2))):
+        assert csv_text(part) == part.to_csv(index=False, lineterminator="\n")

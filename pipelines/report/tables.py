@@ -7,6 +7,7 @@ in the CSVs, and the workbook writes every string as a string (no formulas, no h
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import math
@@ -56,8 +57,54 @@ def for_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def csv_bytes(name: str, frame: pd.DataFrame) -> bytes:
-    text = for_output(name, frame).to_csv(index=False, lineterminator="\n")
+    text = csv_text(for_output(name, frame))
     return b"\xef\xbb\xbf" + text.encode("utf-8")
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """`frame.to_csv(index=False, lineterminator="\\n")`, the same text, assembled column by column.
+
+    pandas formats every cell on its own and hands each row to the csv module; the report's tables
+    (estimates.csv: tens of thousands of rows) repeat a few thousand distinct labels, so each distinct
+    text is quoted once here and the rows are joined as strings. Cells are formatted as pandas formats
+    them (floats with numpy's `astype(str)`, missing as empty); a table with a column type not handled
+    here, or fewer than two columns (the csv module quotes a lone empty field), goes to pandas."""
+    if len(frame.columns) < 2 or not frame.columns.map(lambda c: isinstance(c, str)).all():
+        return frame.to_csv(index=False, lineterminator="\n")
+    fields = []
+    for _, column in frame.items():
+        cells = _csv_cells(column)
+        if cells is None:
+            return frame.to_csv(index=False, lineterminator="\n")
+        fields.append(cells)
+    header = ",".join(_csv_quote(c) for c in frame.columns)
+    return "\n".join([header, *map(",".join, zip(*fields))]) + "\n"
+
+
+def _csv_cells(column: pd.Series) -> list[str] | None:
+    """One column's CSV fields as pandas writes them, or None for a type left to pandas."""
+    dtype = column.dtype
+    if dtype == object:
+        if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+            return None
+        return map_distinct(column, lambda v: "" if v is None else _csv_quote(v)).tolist()
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        values = column.to_numpy()
+        text = values.astype(str).astype(object)
+        text[np.isnan(values)] = ""
+        return text.tolist()
+    if isinstance(dtype, np.dtype) and dtype.kind in "biu":
+        return [str(v) for v in column.tolist()]
+    if isinstance(dtype, pd.Int64Dtype):
+        return ["" if v is pd.NA else str(v) for v in column.array]
+    return None
+
+
+def _csv_quote(text: str) -> str:
+    """A text field exactly as the csv module writes it in a row of several fields (minimal quoting)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([text, ""])
+    return out.getvalue()[:-2]   # less the empty second field's "," and the line end
 
 
 def write_csvs(folder: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
