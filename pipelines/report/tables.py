@@ -176,23 +176,33 @@ def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.da
 
 def _write_column(ws, c: int, series: pd.Series, marker: str | None, suppressed, grey) -> None:
     """One column, typed once: booleans, numbers (±inf as text, as in the CSV) or strings; an empty cell of
-    a suppressed row gets the suppression marker instead of staying blank."""
+    a suppressed row gets the suppression marker instead of staying blank. Cells are written top to bottom
+    (the workbook numbers its shared strings in the order they are first written)."""
     values = series.tolist()
     if series.dtype == bool:
+        write_boolean = ws.write_boolean
         for r, v in enumerate(values, start=1):
-            ws.write_boolean(r, c, v)
+            write_boolean(r, c, v)
         return
-    numeric = pd.api.types.is_numeric_dtype(series.dtype)
-    for r, v in enumerate(values, start=1):
-        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or (not numeric and v == ""):
-            if marker is not None and suppressed is not None and suppressed[r - 1]:
-                ws.write_string(r, c, marker, grey)
-        elif numeric:
-            if math.isinf(v):
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        numbers = series.to_numpy(dtype=float, na_value=np.nan)
+        blank, infinite = np.isnan(numbers).tolist(), np.isinf(numbers).tolist()
+        write_number = ws.write_number
+        for r, (v, empty, inf) in enumerate(zip(values, blank, infinite), start=1):
+            if empty:
+                if marker is not None and suppressed is not None and suppressed[r - 1]:
+                    ws.write_string(r, c, marker, grey)
+            elif inf:
                 ws.write_string(r, c, "inf" if v > 0 else "-inf")
             else:
-                ws.write_number(r, c, v)
+                write_number(r, c, v)
+        return
+    write_string = ws.write_string
+    for r, v in enumerate(values, start=1):
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or v == "":
+            if marker is not None and suppressed is not None and suppressed[r - 1]:
+                write_string(r, c, marker, grey)
         elif isinstance(v, (bool, np.bool_)):
             ws.write_boolean(r, c, bool(v))
         else:
-            ws.write_string(r, c, str(v))
+            write_string(r, c, str(v))
