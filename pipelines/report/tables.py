@@ -89,8 +89,10 @@ def _csv_cells(column: pd.Series) -> list[str] | None:
             return None
         return map_distinct(column, lambda v: "" if v is None else _csv_quote(v)).tolist()
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
-        values = column.to_numpy()
-        text = values.astype(str).astype(object)
+        # each distinct value (by its bits: 0.0 and -0.0 print differently) formatted once, as pandas does
+        values = column.to_numpy(dtype=np.float64)
+        codes, distinct = pd.factorize(values.view(np.int64))
+        text = distinct.view(np.float64).astype(str).astype(object)[codes]
         text[np.isnan(values)] = ""
         return text.tolist()
     if isinstance(dtype, np.dtype) and dtype.kind in "biu":
