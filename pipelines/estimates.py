@@ -93,6 +93,8 @@ class BatchEstimator:
                 self.margins.append((G, np.asarray(G.sum(axis=0)).ravel(), np.asarray(psw, dtype=float)))
         self.PS = sparse.csr_matrix((np.ones(self.n_psu), (np.arange(self.n_psu), self.psu_stratum)),
                                     shape=(self.n_psu, n_strata))
+        # the transposed maps, made once (`.T` builds a new matrix object at every use)
+        self.S_T, self.P_T, self.PS_T = self.S.T, self.P.T, self.PS.T
         self._rake = self._raking_map() if self.margins else None
         # the usual design here: every respondent is their own PSU (no clusters), so PSU totals are the rows
         # themselves and the sparse PSU maps can be skipped (two fewer passes over an n×m block)
@@ -130,14 +132,14 @@ class BatchEstimator:
     def _variance(self, Z: np.ndarray) -> np.ndarray:
         Z = self._residualise(Z)
         if self.row_psu:
-            mean_h = (self.S.T @ Z) / np.maximum(self.n_h, 1)[:, None]
+            mean_h = (self.S_T @ Z) / np.maximum(self.n_h, 1)[:, None]
             centred = Z - mean_h[self.stratum]
             if self.row_lonely.any():
                 centred[self.row_lonely] = 0.0 if self.design.lonely_psu in ("fail", "certainty", "remove") \
                     else Z[self.row_lonely]
             return self.row_scale @ centred**2
-        totals = self.P.T @ Z
-        mean_h = (self.PS.T @ totals) / np.maximum(self.n_h, 1)[:, None]
+        totals = self.P_T @ Z
+        mean_h = (self.PS_T @ totals) / np.maximum(self.n_h, 1)[:, None]
         centred = totals - self.PS @ mean_h
         lonely = (self.n_h == 1)[self.psu_stratum]
         centred[lonely] = 0.0 if self.design.lonely_psu in ("fail", "certainty", "remove") else totals[lonely]
@@ -161,10 +163,10 @@ class BatchEstimator:
             vsrs = s2 * (psum - n) / (psum * n)
             deff = np.where(vsrs > 0, var / vsrs, np.nan)
         if self.row_psu:
-            df = n - ((self.S.T @ M.astype(float)) > 0).sum(axis=0)
+            df = n - ((self.S_T @ M.astype(float)) > 0).sum(axis=0)
         else:
-            psus_in = ((self.P.T @ M.astype(float)) > 0).astype(float)
-            strata_in = ((self.PS.T @ psus_in) > 0).sum(axis=0)
+            psus_in = ((self.P_T @ M.astype(float)) > 0).astype(float)
+            strata_in = ((self.PS_T @ psus_in) > 0).sum(axis=0)
             df = psus_in.sum(axis=0) - strata_in
         se = np.sqrt(var)
         q = np.where(df > 0, sps.t.ppf(0.5 + self.confidence / 2, np.maximum(df, 1)), np.nan)
@@ -217,6 +219,9 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
         M = np.ascontiguousarray(defined_all[:, e] & masks[:, g])
         blocks.append(estimator.columns(Y, M, is_proportion[e]))
     results = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    suppressed = results["n"] < min_cell
+    for col in ("estimate", "se", "ci_low", "ci_high", "deff"):
+        results[col][suppressed] = np.nan
     table = pd.DataFrame({
         "wave": np.full(len(spec_of), wave, dtype=object),
         "instrument": np.full(len(spec_of), book.instrument, dtype=object),
@@ -226,11 +231,9 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
         "group_var": _labels([g[0] for g in groups], group_of),
         "group": _labels([g[1] for g in groups], group_of),
         **{k: results[k] for k in ("estimate", "se", "ci_low", "ci_high", "n", "deff")},
+        "suppressed": suppressed,
+        "df": results["df"],
     })
-    table["suppressed"] = table["n"] < min_cell
-    for col in ("estimate", "se", "ci_low", "ci_high", "deff"):
-        table.loc[table["suppressed"], col] = np.nan
-    table["df"] = results["df"]
     return table[COLUMNS + ["df"]]
 
 
