@@ -82,6 +82,7 @@ class Doc:
         self.ranges = self._ranges()
         self.outcome_defs: list[Outcome] = [o for _, book in self.books for o in outcomes_for(book, ctx.config)]
         self._shares: dict[str, pd.DataFrame] = {}
+        self._outcome_views: dict[tuple[str, str | None], pd.DataFrame] = {}
 
     # ------------------------------------------------------------ blocks
     def chart(self, title: str, takeaway: str, fig: go.Figure, table: Table) -> dict:
@@ -172,18 +173,25 @@ class Doc:
 
     def headline_outcomes(self, line: str | None = None) -> pd.DataFrame:
         """One comparison per indicator (the panel when it can be shown, else the cross-section), plus
-        every activity pre/post test: what the charts show (the tables show every comparison)."""
+        every activity pre/post test: what the charts show (the tables show every comparison).
+        Computed once per document and line; callers read the frame and do not change it."""
+        if ("headline", line) not in self._outcome_views:
+            self._outcome_views[("headline", line)] = self._headline_outcomes(line)
+        return self._outcome_views[("headline", line)]
+
+    def _headline_outcomes(self, line: str | None) -> pd.DataFrame:
         latest = self.latest_outcomes(line)
         if latest.empty:
             return latest
+        rows = records(latest)
         keep, seen = [], set()
-        for i, r in enumerate(records(latest)):
+        for i, r in enumerate(rows):
             key = (r["instrument"], r["indicator"])
             if r["scope"] == "activity":
                 keep.append(i)
             elif key not in seen and (not is_outcome_suppressed(r) or not any(
                     x["instrument"] == r["instrument"] and x["indicator"] == r["indicator"]
-                    and x["scope"] != "activity" and not is_outcome_suppressed(x) for x in records(latest))):
+                    and x["scope"] != "activity" and not is_outcome_suppressed(x) for x in rows)):
                 seen.add(key)
                 keep.append(i)
         return latest.iloc[keep].reset_index(drop=True)
@@ -235,7 +243,13 @@ class Doc:
 
     def latest_outcomes(self, line: str | None = None) -> pd.DataFrame:
         """Per (instrument, indicator, scope, group): the comparison reaching the latest wave, from the
-        baseline where there is one (quarter-on-quarter comparisons stay in outcomes.csv)."""
+        baseline where there is one (quarter-on-quarter comparisons stay in outcomes.csv).
+        Computed once per document and line; callers read the frame and do not change it."""
+        if ("latest", line) not in self._outcome_views:
+            self._outcome_views[("latest", line)] = self._latest_outcomes(line)
+        return self._outcome_views[("latest", line)]
+
+    def _latest_outcomes(self, line: str | None) -> pd.DataFrame:
         out = self.tables["outcomes"]
         if line is not None:
             out = out[out["service_line"] == line]
