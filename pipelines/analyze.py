@@ -73,15 +73,22 @@ def label_estimates(table: pd.DataFrame, book: Codebook, config) -> pd.DataFrame
         info[f"{scale.id}_low"] = {"question": scale.id, "label_zh": f"{scale.label_zh}（低分组）",
                                    "label_en": f"{scale.label_en} (low band)", "service_line": line,
                                    "level_label_zh": "低于临界值", "level_label_en": "below cut-off"}
-    rows = []
-    for ind, level in zip(table["indicator"], table["level"]):
+    def labels_of(ind: str, level) -> tuple:
         meta = info.get(ind, {})
         levels = meta.get("levels", {})
         zh, en = levels.get(str(level), (meta.get("level_label_zh", ""), meta.get("level_label_en", "")))
-        rows.append((meta.get("question", ind), meta.get("label_zh", ind), meta.get("label_en", ind), zh, en,
-                     meta.get("service_line", "")))
-    labels = pd.DataFrame(rows, columns=["question", "label_zh", "label_en", "level_label_zh", "level_label_en",
-                                         "service_line"], index=table.index)
+        return (meta.get("question", ind), meta.get("label_zh", ind), meta.get("label_en", ind), zh, en,
+                meta.get("service_line", ""))
+
+    # a table repeats a few hundred (indicator, level) pairs over every group: label each pair once
+    positions: dict[tuple, int] = {}
+    codes = np.fromiter((positions.setdefault(key, len(positions))
+                         for key in zip(table["indicator"], table["level"])), dtype=np.intp, count=len(table))
+    distinct = np.empty((len(positions), 6), dtype=object)
+    for (ind, level), i in positions.items():
+        distinct[i] = labels_of(ind, level)
+    labels = pd.DataFrame(distinct[codes], columns=["question", "label_zh", "label_en", "level_label_zh",
+                                                    "level_label_en", "service_line"], index=table.index)
     return pd.concat([table, labels], axis=1)
 
 

@@ -22,6 +22,8 @@ from typing import Any, Mapping
 import pandas as pd
 import plotly.graph_objects as go
 
+from pipelines.frames import records
+
 FONT = '"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif'
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -144,22 +146,45 @@ def label_of(row: Mapping[str, Any], lang: str, labels: Mapping[str, str], colum
     return labels.get(f"{prefix}{raw}", raw)
 
 
-def _figure(height: int, **layout: Any) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(template=THEME, height=height, **layout)
+# Each chart is assembled from plain traces and a layout dict in one step, with plotly's property-by-property
+# validation off: validating (and deep-copying the theme into) every property of every trace, then again
+# when a trace is added to a figure, cost more than the rest of a report's rendering, for the same JSON.
+# tests/test_charts.py and tests/test_report.py validate every chart's JSON (`go.Figure(fig.to_plotly_json())`),
+# so a misspelt or invalid property here still fails a test; the figure handed back validates again.
+def _build(traces: list, layout: dict) -> go.Figure:
+    fig = go.Figure(data=traces, layout=layout, _validate=False)
+    fig._validate = fig.layout._validate = True     # what a caller (a notebook) changes next is validated
+    for trace in fig.data:
+        trace._validate = True
     return fig
 
 
-def _suppressed_note(fig: go.Figure, lang: str, min_cell: int, x: Any, y: Any, xref: str = "x",
-                     yref: str = "y", short: bool = False) -> None:
+def _bar(**props: Any) -> go.Bar:
+    return go.Bar(_validate=False, **props)
+
+
+def _scatter(**props: Any) -> go.Scatter:
+    return go.Scatter(_validate=False, **props)
+
+
+def _figure(height: int, traces: list, **layout: Any) -> go.Figure:
+    return _build(traces, dict(template=THEME, height=height, **layout))
+
+
+def _suppressed_note(lang: str, min_cell: int, x: Any, y: Any, xref: str = "x", yref: str = "y",
+                     short: bool = False) -> dict:
+    """The annotation marking a suppressed value."""
     key = "suppressed_short" if short else "suppressed"
-    fig.add_annotation(x=x, y=y, xref=xref, yref=yref, text=esc(text(key, lang, min_cell=min_cell)),
-                       showarrow=False, xanchor="left" if not short else "center",
-                       font=dict(size=11, color=SUPPRESSED_GREY), bgcolor="rgba(255,255,255,0.85)")
+    return _note(esc(text(key, lang, min_cell=min_cell)), x, y, xref, yref, short)
+
+
+def _annotations(notes: list[dict]) -> dict:
+    """`annotations=notes` for a layout, or nothing when there are none (as a figure without any)."""
+    return {"annotations": notes} if notes else {}
 
 
 def _rows(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
-    return [] if frame is None or frame.empty else frame.to_dict("records")
+    return records(frame)
 
 
 def _level_key(level: Any) -> tuple:
@@ -199,14 +224,13 @@ def _legend_rows(names: list[str], width: int = 340) -> int:
     return rows
 
 
-def _rows_figure(total: int, notes: list[dict], legend_rows: int = 0, **layout: Any) -> go.Figure:
+def _rows_figure(total: int, notes: list[dict], traces: list, legend_rows: int = 0, **layout: Any) -> go.Figure:
     """A figure whose plot area is exactly `total` pixels high, so one y unit is one pixel."""
     top = 10 + legend_rows * 24
-    fig = _figure(total + top + 34, margin=dict(l=6, r=10, t=top, b=34), annotations=notes,
-                  legend=dict(orientation="h", x=0, xanchor="left", y=1, yanchor="bottom", traceorder="normal"),
-                  yaxis=dict(range=[total, 0], showticklabels=False, showgrid=False, zeroline=False,
-                             automargin=False), **layout)
-    return fig
+    return _figure(total + top + 34, traces, margin=dict(l=6, r=10, t=top, b=34), annotations=notes,
+                   legend=dict(orientation="h", x=0, xanchor="left", y=1, yanchor="bottom", traceorder="normal"),
+                   yaxis=dict(range=[total, 0], showticklabels=False, showgrid=False, zeroline=False,
+                              automargin=False), **layout)
 
 
 # ---------------------------------------------------------------- 1. Likert items: diverging stacked bars
@@ -231,11 +255,6 @@ def likert_bars(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *
             item_n[item] = max(item_n.get(item, 0), _num(r.get("n")) or 0)
         cells[(item, lv)] = r
     centres, notes, total = _rows_layout([wrap(item_text[i], 24, 3) for i in items])
-    fig = _rows_figure(total, notes, legend_rows=_legend_rows([level_label[lv] for lv in levels]),
-                       barmode="relative",
-                       xaxis=dict(range=[-100, 100], tickvals=[-100, -50, 0, 50, 100],
-                                  ticktext=["100%", "50%", "0", "50%", "100%"], zeroline=True,
-                                  zerolinecolor="#888888"))
 
     def colour(i: int) -> str:
         if i < n_neg:
@@ -253,9 +272,9 @@ def likert_bars(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *
             hv.append(hover(f"{item_text[item]} · {level_label[lv]}", lang, v,
                             r.get("ci_low") if r else None, r.get("ci_high") if r else None,
                             item_n.get(item), share=True, suppressed=item_sup[item], min_cell=min_cell))
-        return go.Bar(x=xs, y=centres, width=BAR_PX, orientation="h", name=esc(level_label[lv]), legendgroup=lv,
-                      showlegend=shown, legendrank=i, marker=dict(color=colour(i), line=dict(width=0)),
-                      hovertext=hv, hoverinfo="text")
+        return _bar(x=xs, y=centres, width=BAR_PX, orientation="h", name=esc(level_label[lv]), legendgroup=lv,
+                    showlegend=shown, legendrank=i, marker=dict(color=colour(i), line=dict(width=0)),
+                    hovertext=hv, hoverinfo="text")
 
     order: list[tuple[str, int, float, bool]] = []
     if neutral is not None:   # the neutral option straddles zero: half on each side
@@ -266,12 +285,13 @@ def likert_bars(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *
         i = n_neg + (1 if neutral is not None else 0) + step
         if i < k:
             order.append((levels[i], i, 1.0, True))
-    for lv, i, factor, shown in order:
-        fig.add_trace(trace(lv, i, factor, shown))
-    for item, y in zip(items, centres):
-        if item_sup[item]:
-            _suppressed_note(fig, lang, min_cell, -98, y)
-    return fig
+    traces = [trace(lv, i, factor, shown) for lv, i, factor, shown in order]
+    notes += [_suppressed_note(lang, min_cell, -98, y) for item, y in zip(items, centres) if item_sup[item]]
+    return _rows_figure(total, notes, traces, legend_rows=_legend_rows([level_label[lv] for lv in levels]),
+                        barmode="relative",
+                        xaxis=dict(range=[-100, 100], tickvals=[-100, -50, 0, 50, 100],
+                                   ticktext=["100%", "50%", "0", "50%", "100%"], zeroline=True,
+                                   zerolinecolor="#888888"))
 
 
 # ---------------------------------------------------------------- 2. needs ranking with CIs
@@ -287,10 +307,7 @@ def needs_ranking(needs: pd.DataFrame, labels: Mapping[str, str], lang: str, *, 
     options.sort(key=lambda o: -sum(mean.get(o, [0])) / max(1, len(mean.get(o, [0]))))
     ys = {o: wrap(o, 12) for o in options}
     n_inst = max(1, len({r["instrument"] for r in rows}))
-    fig = _figure(int(120 + 26 * len(options) * (1 + n_inst) / 1.4),
-                  barmode="group", bargap=0.25, xaxis=dict(ticksuffix="%", rangemode="tozero"),
-                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=list(ys.values())))
-    notes = []
+    traces, notes = [], []
     for inst in _instruments(rows):
         sub = [r for r in rows if str(r["instrument"]) == inst]
         by_opt = {label_of(r, lang, labels, "option_label"): r for r in sub}
@@ -307,14 +324,15 @@ def needs_ranking(needs: pd.DataFrame, labels: Mapping[str, str], lang: str, *, 
                             r.get("n") if r else None, share=True, suppressed=sup, min_cell=min_cell))
             if sup:
                 notes.append(ys[o])
-        fig.add_trace(go.Bar(x=xs, y=[ys[o] for o in options], orientation="h",
-                             name=esc(labels.get(f"instrument:{inst}", inst)),
-                             marker=dict(color=INSTRUMENT_COLOURS.get(str(inst), PALETTE[4])),
-                             error_x=dict(type="data", array=plus, arrayminus=minus, color="#444", thickness=1),
-                             hovertext=hv, hoverinfo="text"))
-    for y in dict.fromkeys(notes):
-        _suppressed_note(fig, lang, min_cell, 0, y)
-    return fig
+        traces.append(_bar(x=xs, y=[ys[o] for o in options], orientation="h",
+                           name=esc(labels.get(f"instrument:{inst}", inst)),
+                           marker=dict(color=INSTRUMENT_COLOURS.get(str(inst), PALETTE[4])),
+                           error_x=dict(type="data", array=plus, arrayminus=minus, color="#444", thickness=1),
+                           hovertext=hv, hoverinfo="text"))
+    return _figure(int(120 + 26 * len(options) * (1 + n_inst) / 1.4), traces,
+                   barmode="group", bargap=0.25, xaxis=dict(ticksuffix="%", rangemode="tozero"),
+                   yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=list(ys.values())),
+                   **_annotations([_suppressed_note(lang, min_cell, 0, y) for y in dict.fromkeys(notes)]))
 
 
 # ---------------------------------------------------------------- 3. compound × need heatmap
@@ -328,9 +346,6 @@ def need_heatmap(cells: pd.DataFrame, labels: Mapping[str, str], lang: str, *, m
     z = [[None] * len(groups) for _ in needs]
     tx = [[""] * len(groups) for _ in needs]
     hv = [[""] * len(groups) for _ in needs]
-    fig = _figure(150 + 44 * len(needs), margin=dict(t=84, l=8, r=8, b=8),
-                  xaxis=dict(side="top", tickangle=0, tickfont=dict(size=11)),
-                  yaxis=dict(autorange="reversed", tickfont=dict(size=12)))
     for r in rows:
         i, j = needs.index(label_of(r, lang, labels, "option_label")), groups.index(str(r["group"]))
         sup = is_suppressed(r, min_cell)
@@ -341,10 +356,12 @@ def need_heatmap(cells: pd.DataFrame, labels: Mapping[str, str], lang: str, *, m
         hv[i][j] = hover(f"{labels.get('compound:' + str(r['group']), r['group'])} · {needs[i]}", lang, v,
                          r.get("ci_low"), r.get("ci_high"), r.get("n"), share=True, suppressed=sup,
                          min_cell=min_cell)
-    fig.add_trace(go.Heatmap(z=z, x=xs, y=ys, text=tx, texttemplate="%{text}", textfont=dict(size=11),
-                             hovertext=hv, hoverinfo="text", colorscale=SEQUENTIAL, zmin=0, zmax=100, xgap=2,
-                             ygap=2, hoverongaps=True, showscale=False))
-    return fig
+    heatmap = go.Heatmap(z=z, x=xs, y=ys, text=tx, texttemplate="%{text}", textfont=dict(size=11), hovertext=hv,
+                         hoverinfo="text", colorscale=SEQUENTIAL, zmin=0, zmax=100, xgap=2, ygap=2,
+                         hoverongaps=True, showscale=False, _validate=False)
+    return _figure(150 + 44 * len(needs), [heatmap], margin=dict(t=84, l=8, r=8, b=8),
+                   xaxis=dict(side="top", tickangle=0, tickfont=dict(size=11)),
+                   yaxis=dict(autorange="reversed", tickfont=dict(size=12)))
 
 
 # ---------------------------------------------------------------- 4. sample versus population
@@ -354,9 +371,7 @@ def composition_bars(composition: pd.DataFrame, labels: Mapping[str, str], lang:
     rows = _rows(composition)
     cats = [wrap(f"{labels.get('var:' + str(r['variable']), r['variable'])}: "
                  f"{labels.get(str(r['variable']) + ':' + str(r['level']), r['level'])}", 14, 2) for r in rows]
-    fig = _figure(120 + 62 * len(rows), barmode="group", bargap=0.2, bargroupgap=0.05,
-                  xaxis=dict(ticksuffix="%", rangemode="tozero"),
-                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=list(dict.fromkeys(cats))))
+    traces = []
     series = [("sample_share", "sample", NEGATIVE[1]), ("weighted_share", "weighted", POSITIVE[0]),
               ("population_share", "population", "#555555")]
     for col, key, colour in series:
@@ -368,12 +383,14 @@ def composition_bars(composition: pd.DataFrame, labels: Mapping[str, str], lang:
             n = r.get("sample_n") if col != "population_share" else None
             hv.append(hover(f"{cat.replace('<br>', '')} · {text(key, lang)}", lang, v, n=n, share=True,
                             suppressed=sup, min_cell=min_cell))
-        fig.add_trace(go.Bar(x=xs, y=cats, orientation="h", name=esc(text(key, lang)),
-                             marker=dict(color=colour), hovertext=hv, hoverinfo="text"))
-    for r, cat in zip(rows, cats):
-        if is_suppressed(r, min_cell, "sample_n"):
-            _suppressed_note(fig, lang, min_cell, 0, cat)
-    return fig
+        traces.append(_bar(x=xs, y=cats, orientation="h", name=esc(text(key, lang)),
+                           marker=dict(color=colour), hovertext=hv, hoverinfo="text"))
+    notes = [_suppressed_note(lang, min_cell, 0, cat) for r, cat in zip(rows, cats)
+             if is_suppressed(r, min_cell, "sample_n")]
+    return _figure(120 + 62 * len(rows), traces, barmode="group", bargap=0.2, bargroupgap=0.05,
+                   xaxis=dict(ticksuffix="%", rangemode="tozero"),
+                   yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=list(dict.fromkeys(cats))),
+                   **_annotations(notes))
 
 
 # ---------------------------------------------------------------- 5. data-quality funnel
@@ -385,9 +402,7 @@ def funnel_chart(funnel: pd.DataFrame, labels: Mapping[str, str], lang: str) -> 
     names = [wrap(labels.get("rule:read", "read"), 10, 2)] + \
         [wrap("− " + labels.get(f"rule:{s}", s), 10, 2) for s in steps] + [wrap(labels.get("rule:kept", "kept"), 10, 2)]
     insts = _instruments(rows)
-    fig = _figure(90 + len(names) * (14 + 16 * max(1, len(insts))), barmode="group", bargap=0.25,
-                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=names),
-                  xaxis=dict(rangemode="tozero"), legend=dict(traceorder="normal"))
+    traces = []
     for inst in insts:
         sub = {str(r["rule"]): _num(r.get("rows")) or 0 for r in rows if str(r["instrument"]) == inst}
         remaining = sub.get("read", 0)
@@ -400,11 +415,13 @@ def funnel_chart(funnel: pd.DataFrame, labels: Mapping[str, str], lang: str) -> 
                             extra=[text("removed", lang, n=f"{int(removed):,}")]))
         values.append(sub.get("kept", remaining))
         hv.append(hover(labels.get("rule:kept", "kept"), lang, n=values[-1]))
-        fig.add_trace(go.Bar(y=names, x=values, orientation="h", name=esc(labels.get(f"instrument:{inst}", inst)),
-                             marker=dict(color=INSTRUMENT_COLOURS.get(str(inst), PALETTE[4])),
-                             text=[f"{int(v):,}" for v in values], textposition="outside", cliponaxis=False,
-                             textfont=dict(size=11), hovertext=hv, hoverinfo="text"))
-    return fig
+        traces.append(_bar(y=names, x=values, orientation="h", name=esc(labels.get(f"instrument:{inst}", inst)),
+                           marker=dict(color=INSTRUMENT_COLOURS.get(str(inst), PALETTE[4])),
+                           text=[f"{int(v):,}" for v in values], textposition="outside", cliponaxis=False,
+                           textfont=dict(size=11), hovertext=hv, hoverinfo="text"))
+    return _figure(90 + len(names) * (14 + 16 * max(1, len(insts))), traces, barmode="group", bargap=0.25,
+                   yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=names),
+                   xaxis=dict(rangemode="tozero"), legend=dict(traceorder="normal"))
 
 
 # ---------------------------------------------------------------- 6. forest plot of effect sizes
@@ -415,9 +432,7 @@ def forest_plot(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *,
     titles = [wrap(f"{label_of(r, lang, labels)} · {labels.get('scope:' + str(r.get('scope')), r.get('scope'))}"
                    + (f" · {r.get('group')}" if r.get("group") else ""), 24, 2) for r in rows]
     centres, notes, total = _rows_layout(titles, bar=14, gap=10)
-    fig = _rows_figure(total, notes, legend_rows=_legend_rows([text("significant", lang),
-                                                               text("not_significant", lang)]),
-                       xaxis=dict(zeroline=True, zerolinecolor="#888888", zerolinewidth=1))
+    traces = []
     for significant in (True, False):
         xs, ys, plus, minus, hv = [], [], [], [], []
         for r, y in zip(rows, centres):
@@ -433,16 +448,17 @@ def forest_plot(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *,
             hv.append(hover(label_of(r, lang, labels), lang, es, lo, hi, r.get("n_pairs") or r.get("n_post"),
                             extra=[f"{r.get('effect_size_name', '')}", text("p_value", lang, p=fmt(p, digits=3)),
                                    text("diff", lang, d=fmt(r.get("diff")))]))
-        fig.add_trace(go.Scatter(
+        traces.append(_scatter(
             x=xs, y=ys, mode="markers", name=esc(text("significant" if significant else "not_significant", lang)),
             marker=dict(size=10, color=POSITIVE[0], symbol="circle" if significant else "circle-open",
                         line=dict(width=2, color=POSITIVE[0])),
             error_x=dict(type="data", array=plus, arrayminus=minus, color="#555555", thickness=1.5, width=4),
             hovertext=hv, hoverinfo="text"))
-    for r, y in zip(rows, centres):
-        if _sup_outcome(r, min_cell):
-            _suppressed_note(fig, lang, min_cell, 0.0, y, xref="paper")
-    return fig
+    notes += [_suppressed_note(lang, min_cell, 0.0, y, xref="paper") for r, y in zip(rows, centres)
+              if _sup_outcome(r, min_cell)]
+    return _rows_figure(total, notes, traces, legend_rows=_legend_rows([text("significant", lang),
+                                                                        text("not_significant", lang)]),
+                        xaxis=dict(zeroline=True, zerolinecolor="#888888", zerolinewidth=1))
 
 
 def _sup_outcome(r: Mapping[str, Any], min_cell: int) -> bool:
@@ -507,12 +523,12 @@ def dumbbell(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *, mi
             layout["xaxis" + xr[1:]].update(showticklabels=False)
             notes.append(_note(esc(text("suppressed", lang, min_cell=min_cell)), 0.01, 0.5, f"{xr} domain",
                                f"{yr} domain", False))
-            traces.append(go.Scatter(x=[None], y=[0], xaxis=xr, yaxis=yr, showlegend=False, hoverinfo="skip"))
+            traces.append(_scatter(x=[None], y=[0], xaxis=xr, yaxis=yr, showlegend=False, hoverinfo="skip"))
             continue
         pre, post = _num(r.get("mean_pre")), _num(r.get("mean_post"))
         pre_w = labels.get(f"wave_short:{r.get('pre_wave')}", str(r.get("pre_wave")))
         post_w = labels.get(f"wave_short:{r.get('post_wave')}", str(r.get("post_wave")))
-        traces.append(go.Scatter(x=[None if pre is None else pre * scale, None if post is None else post * scale],
+        traces.append(_scatter(x=[None if pre is None else pre * scale, None if post is None else post * scale],
                                  y=[0, 0], xaxis=xr, yaxis=yr, mode="lines", line=dict(color="#AAAAAA", width=4),
                                  showlegend=False, hoverinfo="skip"))
         for key, v, wave, n, colour in (("pre", pre, pre_w, r.get("n_pre"), NEGATIVE[1]),
@@ -521,7 +537,7 @@ def dumbbell(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *, mi
                      f"({fmt(r.get('diff_ci_low'), share)} – {fmt(r.get('diff_ci_high'), share)})"] if key == "post" else []
             change = _num(r.get("diff")) if key == "post" else None
             label = "" if change is None else (f"{change * 100:+.1f}" if share else f"{change:+.2f}")
-            traces.append(go.Scatter(
+            traces.append(_scatter(
                 x=[None if v is None else v * scale], y=[0], xaxis=xr, yaxis=yr,
                 mode="markers+text" if label else "markers", text=[label] if label else None,
                 textposition="middle right" if (change or 0) >= 0 else "middle left", cliponaxis=False,
@@ -531,7 +547,7 @@ def dumbbell(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *, mi
                 hovertext=[hover(f"{label_of(r, lang, labels)} · {wave}", lang, v, n=n, share=share, extra=extra)],
                 hoverinfo="text"))
     layout["annotations"] = notes
-    return go.Figure(data=traces, layout=layout)
+    return _build(traces, layout)
 
 
 # ---------------------------------------------------------------- 8. quarterly trend lines with CI bands
@@ -572,17 +588,17 @@ def trend_lines(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *
                 notes.append(_note(esc(text("suppressed_short", lang, min_cell=min_cell)), x, 0.12, xr,
                                    f"{yr} domain", True))
         band_x, band_y = _band(xs, lo, hi)
-        traces.append(go.Scatter(x=band_x, y=band_y, xaxis=xr, yaxis=yr, fill="toself", mode="lines",
+        traces.append(_scatter(x=band_x, y=band_y, xaxis=xr, yaxis=yr, fill="toself", mode="lines",
                                  line=dict(width=0), fillcolor=_rgba(colour, 0.18), hoverinfo="skip",
                                  showlegend=False))
-        traces.append(go.Scatter(x=xs, y=ys, xaxis=xr, yaxis=yr, mode="lines+markers", connectgaps=False,
+        traces.append(_scatter(x=xs, y=ys, xaxis=xr, yaxis=yr, mode="lines+markers", connectgaps=False,
                                  line=dict(color=colour), marker=dict(size=8, color=colour), hovertext=hv,
                                  hoverinfo="text", name=esc(labels.get(f"instrument:{inst}", inst))))
         layout["xaxis" + xr[1:]].update(type="category", categoryorder="array", categoryarray=xs, range=[-0.4, len(xs) - 0.6])
         if share:
             layout["yaxis" + xr[1:]].update(ticksuffix="%")
     layout["annotations"] = notes
-    return go.Figure(data=traces, layout=layout)
+    return _build(traces, layout)
 
 
 def _band(xs: list, lo: list, hi: list) -> tuple[list, list]:
@@ -615,9 +631,7 @@ def wellbeing_bands(estimates: pd.DataFrame, labels: Mapping[str, str], lang: st
     by_wave = {str(r["wave"]): r for r in rows}
     shown = [w for w in waves if w in by_wave]
     ys = [labels.get(f"wave_short:{w}", w) for w in shown]
-    fig = _figure(130 + 40 * len(ys), barmode="stack", xaxis=dict(range=[0, 100], ticksuffix="%"),
-                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=ys),
-                  legend=dict(traceorder="normal"))
+    traces = []
     for key, colour, flip in (("band_low", NEGATIVE[0], False), ("band_ok", POSITIVE[1], True)):
         xs, hv = [], []
         for w, y in zip(shown, ys):
@@ -630,13 +644,13 @@ def wellbeing_bands(estimates: pd.DataFrame, labels: Mapping[str, str], lang: st
             xs.append(None if v is None else v * 100)
             hv.append(hover(f"{y} · {text(key, lang)}", lang, v, lo, hi, r.get("n"), share=True,
                             suppressed=sup, min_cell=min_cell))
-        fig.add_trace(go.Bar(x=xs, y=ys, orientation="h", name=esc(text(key, lang)), marker=dict(color=colour),
-                             hovertext=hv, hoverinfo="text", text=[None if x is None else f"{x:.0f}%" for x in xs],
-                             textposition="inside", insidetextanchor="middle"))
-    for w, y in zip(shown, ys):
-        if is_suppressed(by_wave[w], min_cell):
-            _suppressed_note(fig, lang, min_cell, 2, y)
-    return fig
+        traces.append(_bar(x=xs, y=ys, orientation="h", name=esc(text(key, lang)), marker=dict(color=colour),
+                           hovertext=hv, hoverinfo="text", text=[None if x is None else f"{x:.0f}%" for x in xs],
+                           textposition="inside", insidetextanchor="middle"))
+    notes = [_suppressed_note(lang, min_cell, 2, y) for w, y in zip(shown, ys) if is_suppressed(by_wave[w], min_cell)]
+    return _figure(130 + 40 * len(ys), traces, barmode="stack", xaxis=dict(range=[0, 100], ticksuffix="%"),
+                   yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=ys),
+                   legend=dict(traceorder="normal"), **_annotations(notes))
 
 
 # ---------------------------------------------------------------- 10. outputs against annual targets
@@ -648,9 +662,7 @@ def outputs_vs_targets(services: pd.DataFrame, labels: Mapping[str, str], lang: 
     """Completion of each service line's annual targets (cumulative rows), one bar per measure."""
     rows = _rows(services)
     cats = [wrap(labels.get(f"line:{r['service_line']}", r["service_line"]), 8, 2) for r in rows]
-    fig = _figure(130 + 78 * len(rows), barmode="group", bargap=0.22,
-                  xaxis=dict(ticksuffix="%", rangemode="tozero"),
-                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=cats))
+    traces, notes = [], []
     colours = dict(zip(MEASURES, (PALETTE[0], PALETTE[1], PALETTE[2])))
     for m in MEASURES:
         xs, hv = [], []
@@ -664,9 +676,12 @@ def outputs_vs_targets(services: pd.DataFrame, labels: Mapping[str, str], lang: 
                             extra=[] if sup else [text("of_target", lang, count=fmt(count, digits=0),
                                                        target=fmt(target, digits=0), share=fmt(share, True, 0))]))
             if sup:
-                _suppressed_note(fig, lang, min_cell, 0, cat)
-        fig.add_trace(go.Bar(x=xs, y=cats, orientation="h", name=esc(text(m, lang)),
-                             marker=dict(color=colours[m]), hovertext=hv, hoverinfo="text"))
+                notes.append(_suppressed_note(lang, min_cell, 0, cat))
+        traces.append(_bar(x=xs, y=cats, orientation="h", name=esc(text(m, lang)),
+                           marker=dict(color=colours[m]), hovertext=hv, hoverinfo="text"))
+    fig = _figure(130 + 78 * len(rows), traces, barmode="group", bargap=0.22,
+                  xaxis=dict(ticksuffix="%", rangemode="tozero"),
+                  yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=cats), **_annotations(notes))
     fig.add_vline(x=100, line=dict(color="#222222", width=1.5))
     if expected_share is not None:
         fig.add_vline(x=expected_share * 100, line=dict(color="#555555", width=1, dash="dash"),

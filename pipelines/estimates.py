@@ -93,6 +93,8 @@ class BatchEstimator:
                 self.margins.append((G, np.asarray(G.sum(axis=0)).ravel(), np.asarray(psw, dtype=float)))
         self.PS = sparse.csr_matrix((np.ones(self.n_psu), (np.arange(self.n_psu), self.psu_stratum)),
                                     shape=(self.n_psu, n_strata))
+        # the transposed maps, made once (`.T` builds a new matrix object at every use)
+        self.S_T, self.P_T, self.PS_T = self.S.T, self.P.T, self.PS.T
         self._rake = self._raking_map() if self.margins else None
         # the usual design here: every respondent is their own PSU (no clusters), so PSU totals are the rows
         # themselves and the sparse PSU maps can be skipped (two fewer passes over an n×m block)
@@ -130,14 +132,14 @@ class BatchEstimator:
     def _variance(self, Z: np.ndarray) -> np.ndarray:
         Z = self._residualise(Z)
         if self.row_psu:
-            mean_h = (self.S.T @ Z) / np.maximum(self.n_h, 1)[:, None]
+            mean_h = (self.S_T @ Z) / np.maximum(self.n_h, 1)[:, None]
             centred = Z - mean_h[self.stratum]
             if self.row_lonely.any():
                 centred[self.row_lonely] = 0.0 if self.design.lonely_psu in ("fail", "certainty", "remove") \
                     else Z[self.row_lonely]
             return self.row_scale @ centred**2
-        totals = self.P.T @ Z
-        mean_h = (self.PS.T @ totals) / np.maximum(self.n_h, 1)[:, None]
+        totals = self.P_T @ Z
+        mean_h = (self.PS_T @ totals) / np.maximum(self.n_h, 1)[:, None]
         centred = totals - self.PS @ mean_h
         lonely = (self.n_h == 1)[self.psu_stratum]
         centred[lonely] = 0.0 if self.design.lonely_psu in ("fail", "certainty", "remove") else totals[lonely]
@@ -145,6 +147,11 @@ class BatchEstimator:
 
     def run(self, Y: np.ndarray, M: np.ndarray, proportion: np.ndarray) -> pd.DataFrame:
         """Y: values (n×m), M: domain masks (n×m, answered and in group), proportion: bool per column."""
+        return pd.DataFrame(self.columns(Y, M, proportion))
+
+    def columns(self, Y: np.ndarray, M: np.ndarray, proportion: np.ndarray) -> dict[str, np.ndarray]:
+        """`run`'s columns as arrays (estimate, se, ci_low, ci_high, n, deff, df), for callers that
+        assemble many blocks into one table."""
         W = self.w[:, None] * M
         psum = W.sum(axis=0)
         n = M.sum(axis=0)
@@ -156,10 +163,10 @@ class BatchEstimator:
             vsrs = s2 * (psum - n) / (psum * n)
             deff = np.where(vsrs > 0, var / vsrs, np.nan)
         if self.row_psu:
-            df = n - ((self.S.T @ M.astype(float)) > 0).sum(axis=0)
+            df = n - ((self.S_T @ M.astype(float)) > 0).sum(axis=0)
         else:
-            psus_in = ((self.P.T @ M.astype(float)) > 0).astype(float)
-            strata_in = ((self.PS.T @ psus_in) > 0).sum(axis=0)
+            psus_in = ((self.P_T @ M.astype(float)) > 0).astype(float)
+            strata_in = ((self.PS_T @ psus_in) > 0).sum(axis=0)
             df = psus_in.sum(axis=0) - strata_in
         se = np.sqrt(var)
         q = np.where(df > 0, sps.t.ppf(0.5 + self.confidence / 2, np.maximum(df, 1)), np.nan)
@@ -174,20 +181,24 @@ class BatchEstimator:
         high = np.where(proportion, np.where(interior, p_high, est), high)
         empty = (n == 0) | (psum == 0)
         nan = np.nan
-        return pd.DataFrame({"estimate": np.where(empty, nan, est), "se": np.where(empty, nan, se),
-                             "ci_low": np.where(empty, nan, low), "ci_high": np.where(empty, nan, high),
-                             "n": n.astype(int), "deff": np.where(empty, nan, deff), "df": df.astype(int)})
+        return {"estimate": np.where(empty, nan, est), "se": np.where(empty, nan, se),
+                "ci_low": np.where(empty, nan, low), "ci_high": np.where(empty, nan, high),
+                "n": n.astype(int), "deff": np.where(empty, nan, deff), "df": df.astype(int)}
 
 
 def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: str, min_cell: int,
                    confidence: float = 0.95, group_vars: list[str] | None = None) -> pd.DataFrame:
-    """estimates.csv rows for one clean table: overall, then by each grouping variable present."""
+    """estimates.csv rows for one clean table: overall, then by each grouping variable present.
+
+    Rows are every estimand within every group (groups outer). They are computed in blocks of BLOCK
+    columns (memory stays bounded at any scale) and the table is assembled once at the end."""
     if not len(frame):
         return pd.DataFrame(columns=COLUMNS)
     specs = estimands(frame, book)
-    numeric = {col: pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
-                for col in dict.fromkeys(e.indicator for e in specs)}
+    numeric = {col: _as_floats(frame[col]) for col in dict.fromkeys(e.indicator for e in specs)}
     values = [_values(numeric, e) for e in specs]
+    Y_all = np.column_stack([y for y, _ in values])
+    defined_all = np.column_stack([d for _, d in values])
     groups: list[tuple[str, str, np.ndarray]] = [("", "", np.ones(len(frame), dtype=bool))]
     for var in group_vars if group_vars is not None else GROUP_VARS:
         if var not in frame.columns or (var == "relation" and book.instrument != "parent"):
@@ -196,24 +207,46 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
         for level in sorted(column.dropna().unique()):
             groups.append((var, str(level), (column == level).fillna(False).to_numpy(dtype=bool)))
     estimator = BatchEstimator(design, confidence)
-    pieces = []
-    meta = [(e, g) for g in groups for e in range(len(specs))]
-    for start in range(0, len(meta), BLOCK):
-        chunk = meta[start:start + BLOCK]
-        Y = np.column_stack([values[e][0] for e, _ in chunk])
-        M = np.column_stack([values[e][1] & g[2] for e, g in chunk])
-        prop = np.array([specs[e].stat == "proportion" for e, _ in chunk])
-        res = estimator.run(Y, M, prop)
-        res.insert(0, "indicator", [specs[e].indicator for e, _ in chunk])
-        res.insert(1, "stat", [specs[e].stat for e, _ in chunk])
-        res.insert(2, "level", [specs[e].level for e, _ in chunk])
-        res.insert(3, "group_var", [g[0] for _, g in chunk])
-        res.insert(4, "group", [g[1] for _, g in chunk])
-        pieces.append(res)
-    table = pd.concat(pieces, ignore_index=True)
-    table.insert(0, "wave", wave)
-    table.insert(1, "instrument", book.instrument)
-    table["suppressed"] = table["n"] < min_cell
+    # row r is estimand r % len(specs) within group r // len(specs)
+    spec_of = np.tile(np.arange(len(specs)), len(groups))
+    group_of = np.repeat(np.arange(len(groups)), len(specs))
+    masks = np.column_stack([g[2] for g in groups])
+    is_proportion = np.array([e.stat == "proportion" for e in specs])
+    blocks = []
+    for start in range(0, len(spec_of), BLOCK):
+        e, g = spec_of[start:start + BLOCK], group_of[start:start + BLOCK]
+        Y = np.ascontiguousarray(Y_all[:, e])
+        M = np.ascontiguousarray(defined_all[:, e] & masks[:, g])
+        blocks.append(estimator.columns(Y, M, is_proportion[e]))
+    results = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    suppressed = results["n"] < min_cell
     for col in ("estimate", "se", "ci_low", "ci_high", "deff"):
-        table.loc[table["suppressed"], col] = np.nan
+        results[col][suppressed] = np.nan
+    table = pd.DataFrame({
+        "wave": np.full(len(spec_of), wave, dtype=object),
+        "instrument": np.full(len(spec_of), book.instrument, dtype=object),
+        "indicator": _labels([s.indicator for s in specs], spec_of),
+        "stat": _labels([s.stat for s in specs], spec_of),
+        "level": _labels([s.level for s in specs], spec_of),
+        "group_var": _labels([g[0] for g in groups], group_of),
+        "group": _labels([g[1] for g in groups], group_of),
+        **{k: results[k] for k in ("estimate", "se", "ci_low", "ci_high", "n", "deff")},
+        "suppressed": suppressed,
+        "df": results["df"],
+    })
     return table[COLUMNS + ["df"]]
+
+
+def _as_floats(column: pd.Series) -> np.ndarray:
+    """A column as float64 (NaN = missing or not a number). Numeric columns (the clean tables' Int64 and
+    Float64) convert directly; `pd.to_numeric` is only needed for text."""
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return column.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+
+
+def _labels(names: list[str], index: np.ndarray) -> np.ndarray:
+    """`names[i]` for each i in `index`, as an object array (one text column of the table)."""
+    out = np.empty(len(names), dtype=object)
+    out[:] = names
+    return out[index]

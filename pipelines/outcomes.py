@@ -72,32 +72,62 @@ def _safe(fn, *args, **kwargs) -> dict | None:
 def panel_and_cross(frames: dict[str, pd.DataFrame], book: Codebook, config: Config) -> list[dict]:
     waves = [w.id for w in config.waves if w.id in frames]
     min_cell = config.thresholds.min_cell
+    pairs = comparisons(waves)
+    # who is linked, and who is new, depends on the two waves only: found once per comparison, not once
+    # per outcome; each outcome's values are read once per wave
+    panels = {(pre, post): _pair_positions(frames[pre]["respondent_key"], frames[post]["respondent_key"])
+              for pre, post in pairs}
+    fresh = {(pre, post): ~frames[post]["respondent_key"].isin(set(frames[pre]["respondent_key"]) - {""})
+             .to_numpy(dtype=bool) for pre, post in pairs}
     rows = []
     for outcome in outcomes_for(book, config):
-        for pre_wave, post_wave in comparisons(waves):
+        values = _WaveValues(outcome, frames)
+        for pre_wave, post_wave in pairs:
             pre_f, post_f = frames[pre_wave], frames[post_wave]
             if outcome.column not in pre_f or outcome.column not in post_f:
                 continue
-            pre_v = outcome.values(pre_f)
-            post_v = outcome.values(post_f)
-            linked = _link(pre_f, post_f, pre_v, post_v)
-            n_pairs = int(linked.dropna().shape[0])
-            result = _safe(stats.paired, linked["pre"], linked["post"], level=outcome.level) if n_pairs >= 2 else None
+            pre_v, post_v = values[pre_wave], values[post_wave]
+            linked_pre, linked_post = _linked(pre_v, post_v, panels[(pre_wave, post_wave)])
+            n_pairs = int((~np.isnan(linked_pre) & ~np.isnan(linked_post)).sum())
+            result = _safe(stats.paired, linked_pre, linked_post, level=outcome.level) if n_pairs >= 2 else None
             rows.append(_row(outcome, "panel", "", pre_wave, post_wave, result, min_cell,
-                             int(linked["pre"].notna().sum()), int(linked["post"].notna().sum()), n_pairs))
-            fresh = ~post_f["respondent_key"].isin(set(pre_f["respondent_key"]) - {""})
-            a, b = pre_v.dropna(), post_v[fresh.to_numpy()].dropna()
+                             int((~np.isnan(linked_pre)).sum()), int((~np.isnan(linked_post)).sum()), n_pairs))
+            a = pre_v[~np.isnan(pre_v)]
+            b = post_v[fresh[(pre_wave, post_wave)]]
+            b = b[~np.isnan(b)]
             result = _safe(stats.independent, a, b, level=outcome.level) if min(len(a), len(b)) >= 2 else None
             rows.append(_row(outcome, "cross_section", "", pre_wave, post_wave, result, min_cell, len(a), len(b), None))
     return rows
 
 
+class _WaveValues(dict):
+    """An outcome's values in each wave as a float array (NaN = missing), read from the frame when first
+    asked for: a wave compared several times (the baseline) is converted once."""
+
+    def __init__(self, outcome: Outcome, frames: dict[str, pd.DataFrame]):
+        super().__init__()
+        self.outcome, self.frames = outcome, frames
+
+    def __missing__(self, wave: str) -> np.ndarray:
+        values = self[wave] = _floats(self.outcome.values(self.frames[wave]))
+        return values
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _linked(pre_v: np.ndarray, post_v: np.ndarray, positions: tuple[np.ndarray, np.ndarray]) -> tuple:
+    """The (pre, post) values of the linked respondents (`_pair_positions`), NaN where one is missing."""
+    i, j = positions
+    return pre_v[i], post_v[j]
+
+
 def _link(pre_f, post_f, pre_v, post_v) -> pd.DataFrame:
-    left = pd.DataFrame({"key": pre_f["respondent_key"].to_numpy(), "pre": pre_v.to_numpy()})
-    right = pd.DataFrame({"key": post_f["respondent_key"].to_numpy(), "post": post_v.to_numpy()})
-    left = left[left["key"].fillna("") != ""].drop_duplicates("key")
-    right = right[right["key"].fillna("") != ""].drop_duplicates("key")
-    return left.merge(right, on="key", how="inner")[["pre", "post"]].astype(float)
+    """The respondents keyed in both frames (first response per key) with their pre and post values."""
+    pre, post = _linked(_floats(pre_v), _floats(post_v),
+                        _pair_positions(pre_f["respondent_key"], post_f["respondent_key"]))
+    return pd.DataFrame({"pre": pre, "post": post})
 
 
 def activity_outcomes(frame: pd.DataFrame, book: Codebook, config: Config, wave: str) -> list[dict]:

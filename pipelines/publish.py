@@ -29,6 +29,13 @@ def _versions(state) -> dict:
             "questionnaires": {k: b.version for k, b in sorted(state.books.items())}}
 
 
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of every frame (same columns), typed by the frames that have rows: an empty log (a table
+    nothing was imputed for) takes no part, as pandas' concatenation no longer ignores empty frames when
+    it chooses the result's column types (a FutureWarning); all empty gives the empty table as it is."""
+    return pd.concat([f for f in frames if len(f)] or frames, ignore_index=True)
+
+
 def write_clean(state, validation: pd.DataFrame) -> list[Path]:
     from pipelines.dictionary import data_dictionary
 
@@ -46,8 +53,7 @@ def write_clean(state, validation: pd.DataFrame) -> list[Path]:
                 write_parquet(table.frame, stage / f"{instrument}.parquet")
                 write_json(table.weighted.design, stage / f"{instrument}.design.json")
                 write_parquet(table.clean.missing, stage / f"{instrument}.missing.parquet")
-                logs.append(pd.concat([table.clean.log, table.weighted.log], ignore_index=True)
-                            .assign(instrument=instrument))
+                logs.append(_concat([table.clean.log, table.weighted.log]).assign(instrument=instrument))
                 exclusions.append(table.clean.exclusions.assign(instrument=instrument))
                 manifest_tables[instrument] = {
                     "inputs": table.files,
@@ -58,9 +64,9 @@ def write_clean(state, validation: pd.DataFrame) -> list[Path]:
                     "weighting_warnings": table.weighted.warnings,
                     "seconds": {k: round(v, 3) for k, v in table.seconds.items()},
                 }
-            log = pd.concat(logs, ignore_index=True)[["instrument", "response_id", "column", "old", "new", "rule"]]
+            log = _concat(logs)[["instrument", "response_id", "column", "old", "new", "rule"]]
             write_csv(log, stage / "cleaning_log.csv")
-            excl = pd.concat(exclusions, ignore_index=True)
+            excl = _concat(exclusions)
             write_csv(excl[["source_file", "source_row", "instrument", "response_id", "rule", "reason"]],
                       stage / "exclusions.csv")
             val = validation[validation["wave"] == wave.id] if len(validation) else validation

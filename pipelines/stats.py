@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
+from scipy import optimize, special
 from scipy import stats as sps
 
 from pipelines import survey
@@ -48,7 +48,10 @@ def _nct_interval(t_obs: float, df: float, conf: float = 0.95) -> tuple[float, f
 
     def solve(target: float) -> float:
         def f(ncp: float) -> float:  # decreasing in ncp; scipy's nct.cdf is NaN deep in a tail
-            cdf = sps.nct.cdf(t_obs, df, ncp)
+            # `nctdtr(df, ncp, t)` is the function `sps.nct.cdf(t, df, ncp)` evaluates (same value, bit for
+            # bit, for the finite t and positive df checked above) without the distribution machinery's
+            # argument checks, which cost ~20 times the evaluation itself over thousands of brentq steps
+            cdf = special.nctdtr(df, ncp, t_obs)
             return (0.0 if ncp > t_obs else 1.0) - target if np.isnan(cdf) else cdf - target
 
         width = 10.0 + abs(t_obs)

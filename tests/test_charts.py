@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from pipelines import charts
@@ -215,3 +216,57 @@ def test_wrap_and_escape():
     assert charts.wrap("小区里有我可以放心玩耍的地方", 6).count("<br>") == 2
     wrapped = charts.wrap("<script>alert(1)</script>", 8)
     assert "<script" not in wrapped and "&lt;" in wrapped and set(wrapped.replace("<br>", "")) >= set("&;lt")
+
+
+def _every_chart_kind() -> dict[str, object]:
+    """One figure of each chart kind, from small frames with a suppressed row and hostile text."""
+    waves = ["2024-needs", "2025Q1", "2025Q2"]
+    needs = pd.DataFrame([{"wave": "2024-needs", "instrument": inst, "group_var": "", "group": "", "rank": 1,
+                           "indicator": "needs__1", "option_label_zh": HOSTILE, "option_label_en": HOSTILE,
+                           "estimate": share, "ci_low": share - 0.04, "ci_high": share + 0.06, "n": n,
+                           "suppressed": n < 5} for inst, share, n in (("parent", 0.7, 200), ("child", 0.5, 2))])
+    cells = pd.DataFrame([est("needs__1", "1", 0.6, group_var="compound", group="a", option_label_zh="心理健康活动",
+                              option_label_en="Mental health"),
+                          est("needs__1", "1", np.nan, n=3, suppressed=True, group_var="compound", group="b",
+                              option_label_zh="心理健康活动", option_label_en="Mental health")])
+    composition = pd.DataFrame([{"wave": "2025Q2", "instrument": "child", "variable": "compound", "level": lv,
+                                 "sample_n": n, "sample_share": share, "weighted_share": share,
+                                 "population_share": 0.1, "suppressed": n < 5}
+                                for lv, n, share in (("jinshang", 40, 0.2), ("yulu", 3, np.nan))])
+    funnel = pd.DataFrame([{"wave": "2025Q2", "instrument": "parent", "step": i, "rule": rule, "rows": rows}
+                           for i, (rule, rows) in enumerate((("read", 110), ("speeder", 8), ("kept", 102)))])
+    outcomes = pd.DataFrame([outcome("safe_play_score", 0.4, 0.001), outcome("voice_score", 0.05, 0.6),
+                             outcome("help_willing", np.nan, np.nan, suppressed=True, n_pairs=3)])
+    trend = pd.DataFrame([est("who5_score", "", 50.0, wave="2024-needs", stat="mean"),
+                          est("who5_score", "", np.nan, n=4, wave="2025Q2", stat="mean", suppressed=True)])
+    bands = pd.DataFrame([est("who5_low", "1", 0.3, wave="2024-needs"),
+                          est("who5_low", "1", np.nan, n=2, wave="2025Q2", suppressed=True)])
+    services = pd.DataFrame([{"wave": "cumulative", "service_line": "rights", "activities": 3, "attendances": 3,
+                              "people": 3, "target_activities": 12, "target_attendances": 240, "target_people": 18}])
+    return {
+        "likert_bars": charts.likert_bars(likert_frame(), LABELS, "zh"),
+        "needs_ranking": charts.needs_ranking(needs, LABELS, "en"),
+        "need_heatmap": charts.need_heatmap(cells, LABELS, "zh"),
+        "composition_bars": charts.composition_bars(composition, LABELS, "zh"),
+        "funnel_chart": charts.funnel_chart(funnel, LABELS, "en"),
+        "forest_plot": charts.forest_plot(outcomes, LABELS, "zh"),
+        "dumbbell": charts.dumbbell(outcomes, LABELS, "en", ranges={"safe_play_score": (1.0, 5.0)}),
+        "trend_lines": charts.trend_lines(trend, LABELS, "zh", waves=waves),
+        "wellbeing_bands": charts.wellbeing_bands(bands, LABELS, "en", waves=waves),
+        "outputs_vs_targets": charts.outputs_vs_targets(services, LABELS, "zh", expected_share=0.5),
+    }
+
+
+def test_every_chart_kind_passes_plotly_validation():
+    """The charts are assembled with plotly's validation off (for speed); plotly must still accept each
+    one's JSON property by property, and a figure handed to a notebook validates what is changed next."""
+    for kind, fig in _every_chart_kind().items():
+        assert isinstance(fig, go.Figure), kind
+        try:
+            go.Figure(fig.to_plotly_json())
+        except ValueError as exc:  # plotly names the invalid property
+            pytest.fail(f"{kind}: {exc}")
+        with pytest.raises(ValueError):
+            fig.update_layout(not_a_layout_property=1)
+        with pytest.raises(ValueError):
+            fig.update_traces(not_a_trace_property=1)

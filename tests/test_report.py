@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from pipelines.codebook import load_codebooks
@@ -17,6 +18,7 @@ from pipelines.config import load_config
 from pipelines.indicators import outcomes_for
 from pipelines.report import ReportContext, build_report, publish_quarter, quarter_entry, write_index
 from pipelines.report.builder import plotly_js
+from pipelines.report.tables import csv_text
 from pipelines.report.text import LANGS, load_strings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,6 +248,17 @@ def test_both_languages_build_with_charts(reports):
     assert "家长卷" in reports["zh"] and "Parents" in reports["en"]
 
 
+def test_every_chart_json_passes_plotly_validation(reports):
+    """The charts are built with plotly's validation off (for speed): plotly must still accept every
+    figure the report embeds, property by property."""
+    for lang, html in reports.items():
+        for chart_id, fig in _figures(html).items():
+            try:
+                go.Figure(fig)
+            except ValueError as exc:  # plotly names the invalid property
+                pytest.fail(f"{lang} {chart_id}: {exc}")
+
+
 def test_every_chart_has_a_takeaway_and_a_table(reports):
     html = reports["zh"]
     figures = re.findall(r'<figure class="chart".*?</figure>', html, re.S)
@@ -389,3 +402,37 @@ def test_index_lists_every_quarter(tmp_path):
     assert html.index("2025Q2") < html.index("2025Q1/report.html")
     assert "2025年第二季度" in html and not NETWORK.search(html)
     assert write_index(reports, [quarter_entry(synthetic_context("2025Q2"))]).read_bytes() == path.read_bytes()
+
+
+def test_csv_text_is_pandas_to_csv():
+    """The tables' CSV writer gives pandas' `to_csv` text byte for byte, awkward cells included."""
+    text = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", "", None, "=1+1", "’中文，标点", " padded "]
+    n = len(text)
+    frame = pd.DataFrame({
+        "text": text,
+        "float": [0.1, 1e-05, 1e16, -0.0, np.inf, -np.inf, np.nan, 0.30000000000000004, 0.0, 2.5e-300],
+        "count": pd.array([1, None, 3, 0, -7, 10**12, None, 5, 6, 7], dtype="Int64"),
+        "flag": [True, False] * (n // 2),
+        "int": np.arange(n, dtype=np.int64) - 3,
+        "a,quoted \"name\"": ["x"] * n,
+    })
+    for part in (frame, frame.iloc[:0], frame[["text", "float"]], frame.assign(mixed=[1, "a"] * (n // 2))):
+        assert csv_text(part) == part.to_csv(index=False, lineterminator="\n")
+
+
+def test_network_free_is_the_scheme_regex():
+    """plotly.js is made network-free by a scan of its `://` only: the same text as the regex it replaces."""
+    from plotly.offline import get_plotlyjs
+
+    from pipelines.report.builder import network_free
+
+    def by_regex(js: str) -> str:
+        return re.sub(r"(?i)\b(https?|wss?|ftp)://", lambda m: m.group(1) + ":\\/\\/", js)
+
+    samples = [get_plotlyjs(), "a http://x 'HTTPS://y' (wss://z) ftp://w ws://v file://u ://t", "://", "", "x://",
+               "s3://bucket " + "a" * 40 + "://", "héllo_wss2://", "@Https://a.b/c?d=e://f"]
+    for js in samples:
+        assert network_free(js) == by_regex(js)
+    for unsafe in ("xhttp://a", "a_ftp://b", "1https://c", "héllo_http://", "a" * 40 + "http://"):
+        with pytest.raises(RuntimeError):
+            network_free(unsafe)

@@ -188,11 +188,12 @@ def _needs(needs: pd.DataFrame, ctx: ReportContext) -> pd.DataFrame:
     small = needs["n"].notna() & (needs["n"] < ctx.min_cell)
     needs["suppressed"] = needs["suppressed"] | small
     needs.loc[needs["suppressed"], ["estimate", "ci_low", "ci_high"]] = np.nan
-    for i, row in needs.iterrows():
-        for lang in ("zh", "en"):
-            if not row[f"option_label_{lang}"]:
-                needs.at[i, f"option_label_{lang}"] = option_label(ctx.books.get(row["instrument"]),
-                                                                   row["indicator"], lang)
+    for lang in ("zh", "en"):
+        column = f"option_label_{lang}"
+        missing = needs[column] == ""
+        if missing.any():   # labels the analysis left empty, from the codebooks
+            needs.loc[missing, column] = [option_label(ctx.books.get(inst), ind, lang) for inst, ind in
+                                          zip(needs.loc[missing, "instrument"], needs.loc[missing, "indicator"])]
     return needs
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import plotly.graph_objects as go
 
 from pipelines.charts import is_suppressed
 from pipelines.codebook import Codebook
+from pipelines.frames import records
 from pipelines.indicators import Outcome, outcomes_for
 from pipelines.report.context import ReportContext
 from pipelines.report.text import Strings, count, interval, label_map, number, short, value
@@ -79,6 +81,8 @@ class Doc:
         self.share_columns = frozenset(self._share_columns())
         self.ranges = self._ranges()
         self.outcome_defs: list[Outcome] = [o for _, book in self.books for o in outcomes_for(book, ctx.config)]
+        self._shares: dict[str, pd.DataFrame] = {}
+        self._outcome_views: dict[tuple[str, str | None], pd.DataFrame] = {}
 
     # ------------------------------------------------------------ blocks
     def chart(self, title: str, takeaway: str, fig: go.Figure, table: Table) -> dict:
@@ -169,18 +173,25 @@ class Doc:
 
     def headline_outcomes(self, line: str | None = None) -> pd.DataFrame:
         """One comparison per indicator (the panel when it can be shown, else the cross-section), plus
-        every activity pre/post test: what the charts show (the tables show every comparison)."""
+        every activity pre/post test: what the charts show (the tables show every comparison).
+        Computed once per document and line; callers read the frame and do not change it."""
+        if ("headline", line) not in self._outcome_views:
+            self._outcome_views[("headline", line)] = self._headline_outcomes(line)
+        return self._outcome_views[("headline", line)]
+
+    def _headline_outcomes(self, line: str | None) -> pd.DataFrame:
         latest = self.latest_outcomes(line)
         if latest.empty:
             return latest
+        rows = records(latest)
         keep, seen = [], set()
-        for i, r in enumerate(records(latest)):
+        for i, r in enumerate(rows):
             key = (r["instrument"], r["indicator"])
             if r["scope"] == "activity":
                 keep.append(i)
             elif key not in seen and (not is_outcome_suppressed(r) or not any(
                     x["instrument"] == r["instrument"] and x["indicator"] == r["indicator"]
-                    and x["scope"] != "activity" and not is_outcome_suppressed(x) for x in records(latest))):
+                    and x["scope"] != "activity" and not is_outcome_suppressed(x) for x in rows)):
                 seen.add(key)
                 keep.append(i)
         return latest.iloc[keep].reset_index(drop=True)
@@ -197,13 +208,32 @@ class Doc:
     def wave_rank(self, wave: str) -> int:
         return self.wave_order.index(wave) if wave in self.wave_order else -1
 
+    @cached_property
+    def whole_estimates(self) -> pd.DataFrame:
+        """The estimate rows of the whole population (no group breakdown): what the charts draw."""
+        est = self.tables["estimates"]
+        return est[est["group_var"] == ""]
+
+    def shares(self, wave: str) -> pd.DataFrame:
+        """Whole-population answer shares (stat "proportion") of one wave, kept per wave: each service line's
+        Likert charts and the satisfaction section read the quarter's."""
+        if wave not in self._shares:
+            whole = self.whole_estimates
+            self._shares[wave] = whole[(whole["wave"] == wave) & (whole["stat"] == "proportion")]
+        return self._shares[wave]
+
+    @cached_property
+    def _estimate_positions(self) -> dict[tuple[str, str], np.ndarray]:
+        """(instrument, indicator) → positions of its rows in `whole_estimates` (in table order)."""
+        return self.whole_estimates.groupby(["instrument", "indicator"], sort=False).indices
+
     def key_rows(self, defs: list[Outcome]) -> pd.DataFrame:
         """Whole-population estimate rows of each outcome's headline statistic, over all waves."""
         est = self.tables["estimates"]
-        whole = est[est["group_var"] == ""]
+        whole = self.whole_estimates
         parts = []
         for o in defs:
-            rows = whole[(whole["instrument"] == o.instrument) & (whole["indicator"] == o.column)]
+            rows = whole.iloc[self._estimate_positions.get((o.instrument, o.column), [])]
             if o.level == "binary":
                 rows = rows[(rows["stat"] == "proportion") & (rows["level"] == "1")]
             else:
@@ -213,7 +243,13 @@ class Doc:
 
     def latest_outcomes(self, line: str | None = None) -> pd.DataFrame:
         """Per (instrument, indicator, scope, group): the comparison reaching the latest wave, from the
-        baseline where there is one (quarter-on-quarter comparisons stay in outcomes.csv)."""
+        baseline where there is one (quarter-on-quarter comparisons stay in outcomes.csv).
+        Computed once per document and line; callers read the frame and do not change it."""
+        if ("latest", line) not in self._outcome_views:
+            self._outcome_views[("latest", line)] = self._latest_outcomes(line)
+        return self._outcome_views[("latest", line)]
+
+    def _latest_outcomes(self, line: str | None) -> pd.DataFrame:
         out = self.tables["outcomes"]
         if line is not None:
             out = out[out["service_line"] == line]
@@ -250,7 +286,3 @@ class Doc:
 def is_outcome_suppressed(row: dict) -> bool:
     flag = row.get("suppressed")
     return bool(flag) and str(flag).lower() not in ("false", "0")
-
-
-def records(frame: pd.DataFrame) -> list[dict]:
-    return [] if frame is None or frame.empty else frame.to_dict("records")

@@ -30,8 +30,7 @@ def expected_share(doc: Doc) -> float | None:
 
 def satisfaction_rows(doc: Doc, wave: str) -> list[dict]:
     """Per satisfaction item and instrument: the top-two-box share (the two best-scored options) and n."""
-    est = doc.tables["estimates"]
-    rows = est[(est["wave"] == wave) & (est["group_var"] == "") & (est["stat"] == "proportion")]
+    rows = doc.shares(wave)
     out = []
     for (inst, ind), grp in rows.groupby(["instrument", "indicator"], sort=False):
         book = doc.book(inst)

@@ -286,8 +286,7 @@ def _trend(doc: Doc, line, keys: pd.DataFrame) -> dict:
 def _likert_charts(doc: Doc, line) -> list[dict]:
     """Diverging bars for the line's Likert-type items this quarter, one chart per grid (or choice list)."""
     T = doc.T
-    est = doc.tables["estimates"]
-    rows = est[(est["wave"] == doc.quarter) & (est["group_var"] == "") & (est["stat"] == "proportion")]
+    rows = doc.shares(doc.quarter)
     groups: dict[tuple, list[str]] = {}
     for inst, book in doc.books:
         for q in book.answer_questions:

@@ -7,10 +7,13 @@ in the CSVs, and the workbook writes every string as a string (no formulas, no h
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import gc
 import io
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +59,56 @@ def for_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def csv_bytes(name: str, frame: pd.DataFrame) -> bytes:
-    text = for_output(name, frame).to_csv(index=False, lineterminator="\n")
+    text = csv_text(for_output(name, frame))
     return b"\xef\xbb\xbf" + text.encode("utf-8")
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """`frame.to_csv(index=False, lineterminator="\\n")`, the same text, assembled column by column.
+
+    pandas formats every cell on its own and hands each row to the csv module; the report's tables
+    (estimates.csv: tens of thousands of rows) repeat a few thousand distinct labels, so each distinct
+    text is quoted once here and the rows are joined as strings. Cells are formatted as pandas formats
+    them (floats with numpy's `astype(str)`, missing as empty); a table with a column type not handled
+    here, or fewer than two columns (the csv module quotes a lone empty field), goes to pandas."""
+    if len(frame.columns) < 2 or not frame.columns.map(lambda c: isinstance(c, str)).all():
+        return frame.to_csv(index=False, lineterminator="\n")
+    fields = []
+    for _, column in frame.items():
+        cells = _csv_cells(column)
+        if cells is None:
+            return frame.to_csv(index=False, lineterminator="\n")
+        fields.append(cells)
+    header = ",".join(_csv_quote(c) for c in frame.columns)
+    return "\n".join([header, *map(",".join, zip(*fields))]) + "\n"
+
+
+def _csv_cells(column: pd.Series) -> list[str] | None:
+    """One column's CSV fields as pandas writes them, or None for a type left to pandas."""
+    dtype = column.dtype
+    if dtype == object:
+        if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+            return None
+        return map_distinct(column, lambda v: "" if v is None else _csv_quote(v)).tolist()
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        # each distinct value (by its bits: 0.0 and -0.0 print differently) formatted once, as pandas does
+        values = column.to_numpy(dtype=np.float64)
+        codes, distinct = pd.factorize(values.view(np.int64))
+        text = distinct.view(np.float64).astype(str).astype(object)[codes]
+        text[np.isnan(values)] = ""
+        return text.tolist()
+    if isinstance(dtype, np.dtype) and dtype.kind in "biu":
+        return [str(v) for v in column.tolist()]
+    if isinstance(dtype, pd.Int64Dtype):
+        return ["" if v is pd.NA else str(v) for v in column.array]
+    return None
+
+
+def _csv_quote(text: str) -> str:
+    """A text field exactly as the csv module writes it in a row of several fields (minimal quoting)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([text, ""])
+    return out.getvalue()[:-2]   # less the empty second field's "," and the line end
 
 
 def write_csvs(folder: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
@@ -81,6 +132,27 @@ def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.da
                    extra: dict[str, pd.DataFrame] | None = None) -> bytes:
     """tables/appendix.xlsx: a definitions sheet, then one sheet per table of CONTRACT §4 and per `extra`
     table (the longitudinal ones: attrition, reliable change, trend models)."""
+    with collector_paused():
+        return _workbook_bytes(tables, quarter, created, min_cell, extra)
+
+
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off for a while. xlsxwriter keeps a small tuple per cell until the
+    workbook is closed (a quarter's appendix: ~160,000); their allocation kept setting off the collector's
+    passes over every object of the run, ~0.4 s per workbook, which found nothing to free (cells hold no
+    reference cycles). Collection resumes as before afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.date | None, min_cell: int,
+                    extra: dict[str, pd.DataFrame] | None) -> bytes:
     zh, en = Strings("zh"), Strings("en")
     marker = f"{zh('definitions.suppressed_marker', min_cell=min_cell)} / " \
              f"{en('definitions.suppressed_marker', min_cell=min_cell)}"
@@ -129,23 +201,33 @@ def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.da
 
 def _write_column(ws, c: int, series: pd.Series, marker: str | None, suppressed, grey) -> None:
     """One column, typed once: booleans, numbers (±inf as text, as in the CSV) or strings; an empty cell of
-    a suppressed row gets the suppression marker instead of staying blank."""
+    a suppressed row gets the suppression marker instead of staying blank. Cells are written top to bottom
+    (the workbook numbers its shared strings in the order they are first written)."""
     values = series.tolist()
     if series.dtype == bool:
+        write_boolean = ws.write_boolean
         for r, v in enumerate(values, start=1):
-            ws.write_boolean(r, c, v)
+            write_boolean(r, c, v)
         return
-    numeric = pd.api.types.is_numeric_dtype(series.dtype)
-    for r, v in enumerate(values, start=1):
-        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or (not numeric and v == ""):
-            if marker is not None and suppressed is not None and suppressed[r - 1]:
-                ws.write_string(r, c, marker, grey)
-        elif numeric:
-            if math.isinf(v):
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        numbers = series.to_numpy(dtype=float, na_value=np.nan)
+        blank, infinite = np.isnan(numbers).tolist(), np.isinf(numbers).tolist()
+        write_number = ws.write_number
+        for r, (v, empty, inf) in enumerate(zip(values, blank, infinite), start=1):
+            if empty:
+                if marker is not None and suppressed is not None and suppressed[r - 1]:
+                    ws.write_string(r, c, marker, grey)
+            elif inf:
                 ws.write_string(r, c, "inf" if v > 0 else "-inf")
             else:
-                ws.write_number(r, c, v)
+                write_number(r, c, v)
+        return
+    write_string = ws.write_string
+    for r, v in enumerate(values, start=1):
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or v == "":
+            if marker is not None and suppressed is not None and suppressed[r - 1]:
+                write_string(r, c, marker, grey)
         elif isinstance(v, (bool, np.bool_)):
             ws.write_boolean(r, c, bool(v))
         else:
-            ws.write_string(r, c, str(v))
+            write_string(r, c, str(v))
