@@ -78,7 +78,9 @@ def write_clean(state, validation: pd.DataFrame) -> list[Path]:
     return written
 
 
-def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path | Callable[[], Path], langs) -> Path:
+def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path | Callable[[], Path], langs,
+            submit: Callable | None = None) -> Path:
+    """`submit` runs part of the report elsewhere (see `report.builder.publish_quarter`)."""
     write_clean(state, validation)
     from pipelines.report.builder import publish_quarter, quarter_entry, write_index
     from pipelines.report.longitudinal import LongitudinalContext, write_tables
@@ -93,7 +95,7 @@ def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path | Callab
         free_text=analysis.free_text, versions={k: b.version for k, b in state.books.items()},
         validation=validation, **tables, **longitudinal)
     with staged_directory(target) as stage:
-        publish_quarter(stage, context)
+        publish_quarter(stage, context, submit)
         write_tables(stage / "tables", context)
         if len(analysis.reliability):
             write_csv(analysis.reliability, stage / "tables" / "reliability.csv")

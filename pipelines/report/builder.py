@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from functools import cache
 from pathlib import Path
+from typing import Callable
 
 import jinja2
 from plotly.offline import get_plotlyjs
@@ -107,24 +108,42 @@ def build_report(context: ReportContext, lang: str) -> str:
     return render(context, prepare(context), lang)
 
 
-def publish_quarter(out_dir: Path, context: ReportContext) -> list[Path]:
+def publish_quarter(out_dir: Path, context: ReportContext, submit: Callable | None = None) -> list[Path]:
     """Write report.html, report.en.html, tables/*.csv and tables/appendix.xlsx under `out_dir`.
 
     Each file is written beside its target and renamed over it. `validation/` (the Data Docs) is left to
-    the validate stage.
+    the validate stage. `submit(fn, *args)` may run `other_parts` elsewhere (the run's helper process:
+    `pipelines.worker.Helper.submit`) and return a function that waits for its result; by default it runs here.
     """
     out_dir = Path(out_dir)
     tables = prepare(context)
-    written = [write_atomic(out_dir / REPORT_FILES[lang], render(context, tables, lang).encode("utf-8"))
-               for lang in LANGS]
+    others = (submit or _here)(other_parts, context, tables)
+    first, *rest = LANGS
+    written = [write_atomic(out_dir / REPORT_FILES[first], report_bytes(context, tables, first))]
     written += write_csvs(out_dir / "tables", tables)
+    reports, appendix = others()
+    written += [write_atomic(out_dir / REPORT_FILES[lang], reports[lang]) for lang in rest]
+    written.append(write_atomic(out_dir / "tables" / "appendix.xlsx", appendix))
+    return written
+
+
+def _here(fn: Callable, *args) -> Callable:
+    return lambda: fn(*args)
+
+
+def report_bytes(context: ReportContext, tables: dict, lang: str) -> bytes:
+    return render(context, tables, lang).encode("utf-8")
+
+
+def other_parts(context: ReportContext, tables: dict) -> tuple[dict[str, bytes], bytes]:
+    """The reports in every language but the first, and the appendix workbook: about half of publishing,
+    which the run hands to its helper process while this one renders the first report and the CSVs."""
     _, end = quarter_dates(context.config, context.quarter)
     created = dt.date.fromisoformat(end) if end else None
     from pipelines.report import longitudinal
     extra = longitudinal.prepare(context) if longitudinal.has_tables(context) else None
-    written.append(write_atomic(out_dir / "tables" / "appendix.xlsx",
-                                workbook_bytes(tables, context.quarter, created, context.min_cell, extra)))
-    return written
+    appendix = workbook_bytes(tables, context.quarter, created, context.min_cell, extra)
+    return {lang: report_bytes(context, tables, lang) for lang in LANGS[1:]}, appendix
 
 
 def quarter_entry(context: ReportContext) -> dict:
