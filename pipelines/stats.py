@@ -370,9 +370,12 @@ def _chisq(a: pd.Series, b: pd.Series, nominal: bool) -> dict:
     Effect size: binary → sample odds ratio odds(b)/odds(a) with Woolf's log interval
     (0.5 added to every cell when one is 0); nominal → Cramér's V (no interval).
     """
-    levels = sorted(set(a) | set(b), key=lambda v: (str(type(v)), v))
-    table = np.array([[np.sum(b == lv) for lv in levels], [np.sum(a == lv) for lv in levels]], dtype=float)
-    if not nominal:
+    if nominal:
+        levels = sorted(set(a) | set(b), key=lambda v: (str(type(v)), v))
+        a_values, b_values = a.to_numpy(), b.to_numpy()   # (comparing arrays, not Series, per level)
+        table = np.array([[np.sum(b_values == lv) for lv in levels], [np.sum(a_values == lv) for lv in levels]],
+                         dtype=float)
+    else:
         table = _two_by_two(a.to_numpy(dtype=float), b.to_numpy(dtype=float))
     n = table.sum()
     expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / n if n else table * NAN
