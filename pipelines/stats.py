@@ -457,7 +457,7 @@ def cronbach_alpha(items_df: pd.DataFrame, conf: float = 0.95) -> dict:
     ``psych::alpha.ci`` (the "Feldt" bounds ``psych::alpha`` prints); ``ltm::cronbach.alpha``
     bootstraps instead and is not matched.
     """
-    items = items_df.apply(pd.to_numeric, errors="coerce").dropna()
+    items = _numeric_columns(items_df).dropna()
     n, k = items.shape
     if k < 2 or n < 2:
         return {"alpha": NAN, "ci_low": NAN, "ci_high": NAN, "n": int(n), "k": int(k)}
@@ -468,6 +468,13 @@ def cronbach_alpha(items_df: pd.DataFrame, conf: float = 0.95) -> dict:
     low = 1 - (1 - alpha) * sps.f.ppf(0.5 + conf / 2, df1, df2)
     high = 1 - (1 - alpha) * sps.f.ppf(0.5 - conf / 2, df1, df2)
     return {"alpha": alpha, "ci_low": float(low), "ci_high": float(high), "n": int(n), "k": int(k)}
+
+
+def _numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as numbers (text that is not a number becomes missing); a frame of numbers as it is."""
+    if all(pd.api.types.is_numeric_dtype(dtype) for dtype in frame.dtypes):
+        return frame
+    return frame.apply(pd.to_numeric, errors="coerce")
 
 
 def item_rest_correlations(items_df: pd.DataFrame) -> pd.Series:
