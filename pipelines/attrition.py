@@ -81,7 +81,9 @@ def _categorical_test(lost: pd.Series, followed: pd.Series) -> dict:
     res = stats.independent(lost, followed, level="nominal")
     out = {k: res.get(k) for k in TEST_FIELDS}
     levels = sorted(set(lost) | set(followed))
-    table = np.array([[np.sum(followed == lv) for lv in levels], [np.sum(lost == lv) for lv in levels]], float)
+    lost_values, followed_values = lost.to_numpy(), followed.to_numpy()   # (arrays compare faster than Series)
+    table = np.array([[np.sum(followed_values == lv) for lv in levels], [np.sum(lost_values == lv) for lv in levels]],
+                     float)
     expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
     small = int((expected < 5).sum())
     note = ""

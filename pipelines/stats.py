@@ -370,9 +370,12 @@ def _chisq(a: pd.Series, b: pd.Series, nominal: bool) -> dict:
     Effect size: binary → sample odds ratio odds(b)/odds(a) with Woolf's log interval
     (0.5 added to every cell when one is 0); nominal → Cramér's V (no interval).
     """
-    levels = sorted(set(a) | set(b), key=lambda v: (str(type(v)), v))
-    table = np.array([[np.sum(b == lv) for lv in levels], [np.sum(a == lv) for lv in levels]], dtype=float)
-    if not nominal:
+    if nominal:
+        levels = sorted(set(a) | set(b), key=lambda v: (str(type(v)), v))
+        a_values, b_values = a.to_numpy(), b.to_numpy()   # (comparing arrays, not Series, per level)
+        table = np.array([[np.sum(b_values == lv) for lv in levels], [np.sum(a_values == lv) for lv in levels]],
+                         dtype=float)
+    else:
         table = _two_by_two(a.to_numpy(dtype=float), b.to_numpy(dtype=float))
     n = table.sum()
     expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / n if n else table * NAN
@@ -454,7 +457,7 @@ def cronbach_alpha(items_df: pd.DataFrame, conf: float = 0.95) -> dict:
     ``psych::alpha.ci`` (the "Feldt" bounds ``psych::alpha`` prints); ``ltm::cronbach.alpha``
     bootstraps instead and is not matched.
     """
-    items = items_df.apply(pd.to_numeric, errors="coerce").dropna()
+    items = _numeric_columns(items_df).dropna()
     n, k = items.shape
     if k < 2 or n < 2:
         return {"alpha": NAN, "ci_low": NAN, "ci_high": NAN, "n": int(n), "k": int(k)}
@@ -465,6 +468,13 @@ def cronbach_alpha(items_df: pd.DataFrame, conf: float = 0.95) -> dict:
     low = 1 - (1 - alpha) * sps.f.ppf(0.5 + conf / 2, df1, df2)
     high = 1 - (1 - alpha) * sps.f.ppf(0.5 - conf / 2, df1, df2)
     return {"alpha": alpha, "ci_low": float(low), "ci_high": float(high), "n": int(n), "k": int(k)}
+
+
+def _numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as numbers (text that is not a number becomes missing); a frame of numbers as it is."""
+    if all(pd.api.types.is_numeric_dtype(dtype) for dtype in frame.dtypes):
+        return frame
+    return frame.apply(pd.to_numeric, errors="coerce")
 
 
 def item_rest_correlations(items_df: pd.DataFrame) -> pd.Series:

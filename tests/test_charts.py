@@ -225,8 +225,8 @@ def _every_chart_kind() -> dict[str, object]:
                            "indicator": "needs__1", "option_label_zh": HOSTILE, "option_label_en": HOSTILE,
                            "estimate": share, "ci_low": share - 0.04, "ci_high": share + 0.06, "n": n,
                            "suppressed": n < 5} for inst, share, n in (("parent", 0.7, 200), ("child", 0.5, 2))])
-    cells = pd.DataFrame([est("needs__1", "1", 0.6, group_var="compound", group="a", option_label_zh="心理健康活动",
-                              option_label_en="Mental health"),
+    cells = pd.DataFrame([est("needs__1", "1", 0.6, group_var="compound", group="a",
+                              option_label_zh="心理健康活动", option_label_en="Mental health"),
                           est("needs__1", "1", np.nan, n=3, suppressed=True, group_var="compound", group="b",
                               option_label_zh="心理健康活动", option_label_en="Mental health")])
     composition = pd.DataFrame([{"wave": "2025Q2", "instrument": "child", "variable": "compound", "level": lv,
