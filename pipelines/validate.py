@@ -299,8 +299,8 @@ class _Cells:
     apiece. Here every checked cell becomes one row of a long frame, in a column named after the rule,
     holding `"<column>=<value>"` (a missing answer is no row for an in-set check, `=(empty)` or
     `=(answered)` for the null checks), and the rule is one `ExpectColumnValuesToBeInSet` over the union of
-    each column's allowed keys. Rows are laid out spec by spec, each a block as long as the stacked table,
-    so a failing row's position gives back both the spec (column) and the table row."""
+    each column's allowed keys. A rule's column checks are laid out in blocks as long as the stacked table, so
+    a failing row's position gives back both the check (column) and the table row."""
 
     def __init__(self, specs: list[ExpectationSpec]):
         rules: dict[str, list[int]] = {}
@@ -323,36 +323,43 @@ class _Cells:
         return out
 
     def frame(self, combined: pd.DataFrame) -> pd.DataFrame:
+        """One categorical column per rule; block b (rows b·n … b·n+n−1, n = table rows) of a rule's column
+        holds the cells of its b-th column check, so the frame is as long as the largest rule, not all."""
         n = len(combined)
-        total = n * len(self.member_of)
-        columns = {rule: np.full(total, None, dtype=object) for rule in self.rules}
-        for block, i in enumerate(sorted(self.member_of)):
-            spec = self.specs[i]
-            source = spec.kwargs["column"]
-            if source in combined:
-                columns[self.member_of[i]][block * n:(block + 1) * n] = _cell_keys(spec, combined[source].to_numpy())
-        # categorical: GX fingerprints every batch by hashing its values, ~2x cheaper on codes than strings
-        return pd.DataFrame({rule: pd.Categorical(keys) for rule, keys in columns.items()}, index=pd.RangeIndex(total))
+        depth = max((len(members) for members in self.rules.values()), default=0)
+        columns = {}
+        for rule, members in self.rules.items():
+            categories: dict[str, int] = {}
+            codes = np.full(n * depth, -1, dtype=np.int32)
+            for block, i in enumerate(members):
+                spec = self.specs[i]
+                if spec.kwargs["column"] not in combined:
+                    continue
+                found, uniques = pd.factorize(_cell_keys(spec, combined[spec.kwargs["column"]].to_numpy()))
+                index = np.array([categories.setdefault(key, len(categories)) for key in uniques] + [-1], np.int32)
+                codes[block * n:(block + 1) * n] = index[found]  # (factorize's -1, a skipped cell, stays -1)
+            # categorical: GX fingerprints every batch by hashing its values, ~2x cheaper on codes than strings
+            columns[rule] = pd.Categorical.from_codes(codes, categories=list(categories))
+        return pd.DataFrame(columns, index=pd.RangeIndex(n * depth))
 
     def split(self, k: int, r, specs: list[ExpectationSpec], combined: pd.DataFrame) -> dict[int, Any]:
         """The packed result `r` of rule number `k` as one result per member spec (positions in `combined`)."""
         rule = list(self.rules)[k]
         members = self.rules[rule]
-        n, blocks = len(combined), {i: b for b, i in enumerate(sorted(self.member_of))}
+        n = len(combined)
         r.expectation_config.notes = f"{specs[members[0]].severity}: {specs[members[0]].why} " \
                                      f"({len(members)} column(s), each value written <column>=<value>)"
         r.expectation_config.meta = {"rule": rule, "column": _sample_columns([specs[i].column for i in members]),
                                      "order": members[0]}
         positions = np.asarray((r.result or {}).get("unexpected_index_list") or [], dtype=np.int64)
         out = {}
-        for i in members:
+        for block, i in enumerate(members):
             column = specs[i].kwargs["column"]
             if column not in combined:
                 out[i] = _Outcome(False, {}, {"raised_exception": True,
                                               "exception_message": f"column {column} is missing"})
                 continue
-            lo = blocks[i] * n
-            mine = positions[(positions >= lo) & (positions < lo + n)] - lo
+            mine = positions[(positions >= block * n) & (positions < (block + 1) * n)] - block * n
             out[i] = _Outcome(not len(mine), {"unexpected_index_list": mine.tolist()}, r.exception_info)
         return out
 
