@@ -267,14 +267,13 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
 
         keys = {i: combine(*[k for (w, j), k in sorted(state.table_keys.items()) if j == i])
                 for i in sorted({i for _, i in state.table_keys})}
-        known = {i: hit for i, k in keys.items() if (hit := state.cache.get("validation", k)) is not None}
         docs_stage = root / ".tongxing" / "validation-docs"
         helper = Helper(root, state.config, state.books, linkage_key(state.config), load_decisions(root))
         with helper:
             t0 = time.perf_counter()
             process_tables(state, progress, helper)
             state.timings["ingest_clean_weight"] = time.perf_counter() - t0
-            helper.validate({k: t.frame for k, t in state.tables.items()}, docs_stage, known)
+            helper.validate({k: t.frame for k, t in state.tables.items()}, docs_stage, keys, state.cache.enabled)
             from pipelines.analyze import analyze
             from pipelines.publish import publish
 
@@ -284,10 +283,8 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
             state.timings["analyze"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             stage(progress, "校验 validate (Great Expectations)")
-            validation, new = helper.validation()
+            validation = helper.validation()
             state.timings["validate (waited)"] = time.perf_counter() - t0
-            for instrument, outcome in new.items():
-                state.cache.put("validation", keys[instrument], outcome)
             raise_on_critical(validation)
             t0 = time.perf_counter()
             stage(progress, "发布 publish")

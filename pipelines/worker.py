@@ -64,14 +64,22 @@ def _timed(name: str, started: float) -> None:
     seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
 
 
-def _validate(frames, known: dict):
+def _validate(frames, keys: dict[str, str], use_cache: bool) -> pd.DataFrame:
+    """The validation table of the run. GX's results stay in this process: it reads earlier ones from the
+    cache (`keys`: instrument → input key) and stores new ones there itself, so the main process never
+    unpickles a GX object (which would import GX there too: seconds)."""
     started = time.perf_counter()
+    from pipelines.cache import Cache
     from pipelines.validate import _Session, validate_tables
-    session = _STATE.setdefault("session", _Session())
+    cache = Cache(_STATE["root"], enabled=use_cache)
+    known = {i: hit for i, k in keys.items() if (hit := cache.get("validation", k)) is not None}
+    session = _STATE.setdefault("session", _Session()) if len(known) < len(keys) else None
     table, new, outcomes = validate_tables(frames, _STATE["books"], _STATE["config"], None, known, session)
+    for instrument, outcome in new.items():
+        cache.put("validation", keys[instrument], outcome)
     _STATE["validated"] = (outcomes, table)
     _timed("validate", started)
-    return table, new
+    return table
 
 
 def _docs(docs_dir: Path) -> tuple[Path, dict]:
@@ -137,13 +145,13 @@ class Helper:
             results.append(compute(job) if self.broken or future.cancel() else self._result(future, compute, job))
         return results
 
-    def validate(self, frames, docs_dir: Path, known: dict) -> None:
+    def validate(self, frames, docs_dir: Path, keys: dict[str, str], use_cache: bool = True) -> None:
         """Validate, then build the Data Docs: the table is ready (`validation()`) before the docs are
         (`docs()`), so the report can be built while GX renders its pages."""
-        self._pending = {"validation": (frames, known), "docs": (docs_dir,)}
+        self._pending = {"validation": (frames, keys, use_cache), "docs": (docs_dir,)}
         if not self.broken:
             try:
-                self._validation = self._pool.submit(_validate, frames, known)
+                self._validation = self._pool.submit(_validate, frames, keys, use_cache)
                 self._docs = self._pool.submit(_docs, docs_dir)
             except concurrent.futures.process.BrokenProcessPool:
                 self._mark_broken()
@@ -159,7 +167,7 @@ class Helper:
                 self._mark_broken()
         return lambda: fn(*args) if future is None else self._result(future, fn, *args)
 
-    def validation(self) -> tuple:
+    def validation(self) -> pd.DataFrame:
         if self.broken:
             return _validate(*self._pending["validation"])
         return self._result(self._validation, _validate, *self._pending["validation"])
