@@ -16,6 +16,7 @@ The run's config and codebooks cross to the helper by pickling (skip logic as it
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import concurrent.futures.process
 import multiprocessing
@@ -50,6 +51,10 @@ _PARENT = [os.getpid()]  # (in the helper this is re-read from the spawn argumen
 def _start(root: str, config, books: dict, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
     _PARENT[0] = parent
     _die_with_parent()
+    # When the run shuts the pool down, skip the interpreter's own teardown (freeing GX's and pandas'
+    # module objects one by one takes over a second, and the run waits for it). atexit handlers run after
+    # multiprocessing has finished its own clean-up (queues, locks), so nothing is left undone.
+    atexit.register(os._exit, 0)
     _STATE.update(root=Path(root), config=config, books=books, key=key, decisions=decisions)
 
 
