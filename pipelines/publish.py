@@ -86,7 +86,7 @@ def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path | Callab
     from pipelines.report.longitudinal import LongitudinalContext, write_tables
 
     target = state.root / "reports" / state.quarter
-    tables = {name: getattr(analysis, name) for name in TABLE_FILES if name not in ("validation", "reliability")}
+    tables = {name: getattr(analysis, name) for name in TABLE_FILES if name != "validation"}
     # the longitudinal tables (attrition, reliable change, trend models) ride in a LongitudinalContext so
     # the report shows them; they are written beside the others as tables/<name>.csv
     longitudinal = {name: getattr(analysis, name, None) for name in LONGITUDINAL_FILES}
@@ -97,8 +97,6 @@ def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path | Callab
     with staged_directory(target) as stage:
         publish_quarter(stage, context, submit)
         write_tables(stage / "tables", context)
-        if len(analysis.reliability):
-            write_csv(analysis.reliability, stage / "tables" / "reliability.csv")
         shutil.copy2(state.root / "data_clean" / "data_dictionary.csv", stage / "tables" / "data_dictionary.csv")
         docs = docs_stage() if callable(docs_stage) else docs_stage  # (built beside the report: wait now)
         if docs.exists():
