@@ -35,6 +35,10 @@ def test_publishes_every_contract_file(run_root):
         for name in ("cleaning_log.csv", "exclusions.csv", "manifest.json"):
             assert (wave / name).is_file(), (wave.name, name)
     assert (rep / "tables" / "estimates.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    # the run's reliability table reaches the report (its methods section) and is suppressed like the others
+    rel = pd.read_csv(rep / "tables" / "reliability.csv", encoding="utf-8-sig")
+    assert "suppressed" in rel.columns and len(rel[rel["wave"] == quarter])
+    assert "Internal consistency of each scale this quarter" in (rep / "report.en.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.skipif(not CHECK.exists(), reason="shared/checks/check_contract.py is not beside the repository")
