@@ -182,6 +182,8 @@ def process_tables(state: RunState, progress=None, helper=None) -> None:
     def compute(job):
         return compute_table(state.root, state.config, state.books, key, decisions, job)
 
+    if helper is not None and jobs:
+        helper.warm_up()
     results = helper.map_tables(jobs, compute) if helper is not None and len(jobs) > 1 else \
         [compute(job) for job in jobs]
     for (wave_id, instrument, _), result in zip(jobs, results):
@@ -272,7 +274,7 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
         with helper:
             t0 = time.perf_counter()
             process_tables(state, progress, helper)
-            state.timings["ingest_clean_weight"] = time.perf_counter() - t0
+            state.timings["tables"] = time.perf_counter() - t0
             helper.validate({k: t.frame for k, t in state.tables.items()}, docs_stage, keys, state.cache.enabled)
             from pipelines.analyze import analyze
             from pipelines.publish import publish

@@ -121,6 +121,7 @@ class Helper:
         self._pending: dict[str, tuple] = {}
         self.broken = False  # the helper died (or could not start): its work is done here instead
         self.seconds: dict[str, float] = {}  # the helper's own stages (validation, Data Docs), once known
+        self._warming = False
 
     def _result(self, future: concurrent.futures.Future, fn: Callable, *args):
         """The helper's result, or — if the helper is gone — the same work done in this process: a run
@@ -136,11 +137,21 @@ class Helper:
             self.broken = True
             _STATE.update(self._here)  # the helper's functions now run here, on this process's state
 
+    def warm_up(self) -> None:
+        """Import GX in the helper now (once): its seconds overlap this process's tables, and validation
+        follows the tables. Called whenever some table is computed, so its validation is not cached."""
+        if not self.broken and not self._warming:
+            self._warming = True
+            try:
+                self._pool.submit(_warm_up)
+            except concurrent.futures.process.BrokenProcessPool:
+                self._mark_broken()
+
     def map_tables(self, jobs: list, compute: Callable) -> list:
         """`compute(job)` for every job, shared with the helper: it works from the back of the list, this
         process from the front, and neither computes a table the other has started."""
-        try:  # GX's import first: its seconds overlap this process's tables, and validation follows the tables
-            self._pool.submit(_warm_up)
+        self.warm_up()
+        try:
             futures = [self._pool.submit(_table, job) for job in reversed(jobs)][::-1]
         except concurrent.futures.process.BrokenProcessPool:
             self._mark_broken()
