@@ -152,10 +152,8 @@ def analyze_table(frame: pd.DataFrame, design_json: dict, book: Codebook, config
 
 def analyze(state) -> Analysis:
     config, books = state.config, state.books
-    estimates, funnels, compositions, weights, texts, alphas = [], [], [], [], [], []
+    estimates, funnels, compositions, weights, texts = [], [], [], [], []
     frames = {}
-    for (wave, instrument), table in sorted(state.tables.items()):  # (reliability rows in this order)
-        alphas += table.analysis.reliability
     for (wave, instrument), table in state.tables.items():
         frame = table.frame
         frames[(wave, instrument)] = frame
@@ -177,7 +175,8 @@ def analyze(state) -> Analysis:
         folder = state.root / "data_raw" / wave.id / "services"
         if folder.is_dir():
             services.append(summarise(read_service_records(folder, state.root), wave.id, config, key))
-    reliability_df = pd.DataFrame(alphas)
+    reliability_df = pd.DataFrame([row for _, table in sorted(state.tables.items())
+                                   for row in table.analysis.reliability])
     seconds: dict[str, float] = {}
 
     def timed(name: str, fn, *args):

@@ -275,7 +275,7 @@ class _Session:
                     r.expectation_config.notes = f"{specs[i].severity}: {specs[i].why}"
                     r.expectation_config.meta = {"rule": specs[i].name, "column": specs[i].column, "order": i}
                 else:
-                    by_spec.update(cells.split(k, r, specs, combined))
+                    by_spec.update(cells.split(k, r, combined))
         result = _merged(results, book.instrument)
         result.meta["run_id"] = RunIdentifier(run_name=run_name or " + ".join(frames))
         self.results.append(result)
@@ -342,8 +342,9 @@ class _Cells:
             columns[rule] = pd.Categorical.from_codes(codes, categories=list(categories))
         return pd.DataFrame(columns, index=pd.RangeIndex(n * depth))
 
-    def split(self, k: int, r, specs: list[ExpectationSpec], combined: pd.DataFrame) -> dict[int, Any]:
+    def split(self, k: int, r, combined: pd.DataFrame) -> dict[int, Any]:
         """The packed result `r` of rule number `k` as one result per member spec (positions in `combined`)."""
+        specs = self.specs
         rule = list(self.rules)[k]
         members = self.rules[rule]
         n = len(combined)
@@ -403,7 +404,7 @@ def _merged(results: list, suite_name: str):
     first = results[0]
     for other in results[1:]:
         first.results.extend(other.results)
-    done = [r for r in first.results]
+    done = first.results
     ok = sum(bool(r.success) for r in done)
     first.success = ok == len(done)
     first.suite_name = suite_name
