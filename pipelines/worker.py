@@ -12,7 +12,8 @@ core something to do:
 
 The process is spawned, not forked: pyarrow's native threads make forking unsafe (a forked pool once hung
 for good), and `ProcessPoolExecutor` raises `BrokenProcessPool` if the helper dies instead of hanging.
-The run's config and codebooks cross to the helper by pickling (skip logic as its expression).
+The helper reads its own config and codebooks; later work (the report parts) crosses by pickling, skip
+logic as its expression.
 """
 from __future__ import annotations
 
@@ -48,14 +49,19 @@ def _die_with_parent() -> None:
 _PARENT = [os.getpid()]  # (in the helper this is re-read from the spawn arguments: see _start)
 
 
-def _start(root: str, config, books: dict, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
+def _start(root: str, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
     _PARENT[0] = parent
     _die_with_parent()
     # When the run shuts the pool down, skip the interpreter's own teardown (freeing GX's and pandas'
     # module objects one by one takes over a second, and the run waits for it). atexit handlers run after
     # multiprocessing has finished its own clean-up (queues, locks), so nothing is left undone.
     atexit.register(os._exit, 0)
-    _STATE.update(root=Path(root), config=config, books=books, key=key, decisions=decisions)
+    from pipelines.codebook import load_codebooks
+    from pipelines.config import load_config
+
+    config = load_config(Path(root))
+    _STATE.update(root=Path(root), config=config, books=load_codebooks(config.questionnaire_dir), key=key,
+                  decisions=decisions)
 
 
 def _table(job: tuple[str, str, str]):
@@ -109,16 +115,17 @@ class Helper:
     """The helper process of one run. Use as a context manager; on an error it is terminated, not awaited."""
 
     def __init__(self, root: Path, config, books: dict, key: bytes, decisions: pd.DataFrame):
-        """`config` and `books` are this process's (the helper gets copies); `key` and `decisions` are the
-        run's table inputs, read once and shared with `process_tables`."""
+        """`config` and `books` are this process's (used here if the helper dies; the helper reads its own:
+        the spawn arguments cross a pipe the new process reads only after importing the caller's script,
+        and a script without a `__main__` guard fails there, leaving a large write blocked for good);
+        `key` and `decisions` are the run's table inputs, read once and shared with `process_tables`."""
         self.key, self.decisions = key, decisions
         self._pool = concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
-            initargs=(str(root), config, books, key, decisions, os.getpid()))
+            initargs=(str(root), key, decisions, os.getpid()))
         self._here = dict(root=Path(root), config=config, books=books, key=key, decisions=decisions)
-        self._validation: concurrent.futures.Future | None = None
-        self._docs: concurrent.futures.Future | None = None
-        self._pending: dict[str, tuple] = {}
+        self._validation: Callable[[], pd.DataFrame] | None = None  # (waiters: see `submit`)
+        self._docs: Callable[[], tuple] | None = None
         self.broken = False  # the helper died (or could not start): its work is done here instead
         self.seconds: dict[str, float] = {}  # the helper's own stages (validation, Data Docs), once known
         self._warming = False
@@ -137,62 +144,47 @@ class Helper:
             self.broken = True
             _STATE.update(self._here)  # the helper's functions now run here, on this process's state
 
+    def _submit(self, fn: Callable, *args) -> concurrent.futures.Future | None:
+        """`fn(*args)` queued in the helper, or None when the helper is gone (the caller does it here)."""
+        if not self.broken:
+            try:
+                return self._pool.submit(fn, *args)
+            except concurrent.futures.process.BrokenProcessPool:
+                self._mark_broken()
+        return None
+
+    def submit(self, fn: Callable, *args) -> Callable[[], Any]:
+        """Run `fn(*args)` in the helper (after its queued work); returns a function that waits for the
+        result, or computes it here if the helper is gone. `fn` must be a module-level function."""
+        future = self._submit(fn, *args)
+        return lambda: fn(*args) if future is None else self._result(future, fn, *args)
+
     def warm_up(self) -> None:
         """Import GX in the helper now (once): its seconds overlap this process's tables, and validation
         follows the tables. Called whenever some table is computed, so its validation is not cached."""
-        if not self.broken and not self._warming:
+        if not self._warming:
             self._warming = True
-            try:
-                self._pool.submit(_warm_up)
-            except concurrent.futures.process.BrokenProcessPool:
-                self._mark_broken()
+            self._submit(_warm_up)
 
     def map_tables(self, jobs: list, compute: Callable) -> list:
         """`compute(job)` for every job, shared with the helper: it works from the back of the list, this
         process from the front, and neither computes a table the other has started."""
         self.warm_up()
-        try:
-            futures = [self._pool.submit(_table, job) for job in reversed(jobs)][::-1]
-        except concurrent.futures.process.BrokenProcessPool:
-            self._mark_broken()
-            futures = [None] * len(jobs)
-        results = []
-        for job, future in zip(jobs, futures):
-            results.append(compute(job) if self.broken or future.cancel() else self._result(future, compute, job))
-        return results
+        futures = [self._submit(_table, job) for job in reversed(jobs)][::-1]
+        return [compute(job) if future is None or self.broken or future.cancel() else
+                self._result(future, compute, job) for job, future in zip(jobs, futures)]
 
     def validate(self, frames, docs_dir: Path, keys: dict[str, str], use_cache: bool = True) -> None:
         """Validate, then build the Data Docs: the table is ready (`validation()`) before the docs are
         (`docs()`), so the report can be built while GX renders its pages."""
-        self._pending = {"validation": (frames, keys, use_cache), "docs": (docs_dir,)}
-        if not self.broken:
-            try:
-                self._validation = self._pool.submit(_validate, frames, keys, use_cache)
-                self._docs = self._pool.submit(_docs, docs_dir)
-            except concurrent.futures.process.BrokenProcessPool:
-                self._mark_broken()
-
-    def submit(self, fn: Callable, *args) -> Callable[[], Any]:
-        """Run `fn(*args)` in the helper (after its queued work); returns a function that waits for the
-        result, or computes it here if the helper is gone. `fn` must be a module-level function."""
-        future = None
-        if not self.broken:
-            try:
-                future = self._pool.submit(fn, *args)
-            except concurrent.futures.process.BrokenProcessPool:
-                self._mark_broken()
-        return lambda: fn(*args) if future is None else self._result(future, fn, *args)
+        self._validation = self.submit(_validate, frames, keys, use_cache)
+        self._docs = self.submit(_docs, docs_dir)
 
     def validation(self) -> pd.DataFrame:
-        if self.broken:
-            return _validate(*self._pending["validation"])
-        return self._result(self._validation, _validate, *self._pending["validation"])
+        return self._validation()
 
     def docs(self) -> Path:
-        if self.broken:
-            path, seconds = _docs(*self._pending["docs"])
-        else:
-            path, seconds = self._result(self._docs, _docs, *self._pending["docs"])
+        path, seconds = self._docs()
         self.seconds.update(seconds)
         return path
 
