@@ -10,10 +10,12 @@ core something to do:
 3. it validates every table while the main process runs the analysis, then builds the Data Docs while the
    main process publishes.
 
-The process is spawned, not forked: pyarrow's native threads make forking unsafe (a forked pool once hung
-for good), and `ProcessPoolExecutor` raises `BrokenProcessPool` if the helper dies instead of hanging.
-The helper reads its own config and codebooks; later work (the report parts) crosses by pickling, skip
-logic as its expression.
+On Linux, when nothing has started that a fork could copy mid-way (`_can_fork`: `tongxing run` from the
+command line), the helper is forked: it starts with this process's imports, config and codebooks already in
+memory, which a spawned helper pays about a second of start-up for. Otherwise (a notebook, another OS) it is
+spawned and reads its own config and codebooks. Later work (the tables, the report parts) crosses by
+pickling, skip logic as its expression. `ProcessPoolExecutor` raises `BrokenProcessPool` if the helper dies,
+instead of hanging.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,6 +66,31 @@ def _start(root: str, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
     config = load_config(Path(root))
     _STATE.update(root=Path(root), config=config, books=load_codebooks(config.questionnaire_dir), key=key,
                   decisions=decisions)
+
+
+def _adopt(root: str, config, books: dict, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
+    """The initializer of a forked helper: the run's state is already here (copied by the fork, not pickled).
+    A forked child leaves through `os._exit` after multiprocessing's clean-up, so no teardown is waited for."""
+    _PARENT[0] = parent
+    _die_with_parent()
+    _STATE.update(root=Path(root), config=config, books=books, key=key, decisions=decisions)
+
+
+# Modules whose presence means a fork could copy a half-held lock: pyarrow's I/O thread pools (a forked
+# pool once hung for good after pyarrow had read files) and a notebook kernel's threads.
+_FORK_UNSAFE = ("pyarrow.parquet", "pyarrow.csv", "pyarrow.dataset", "pyarrow.feather", "ipykernel")
+
+
+def _can_fork() -> bool:
+    """Fork only on Linux, from a process with no other Python thread (a progress display, a kernel) and
+    none of `_FORK_UNSAFE` loaded: `tongxing run` from the command line, before its first table.
+    (numpy's OpenBLAS threads are fork-safe: OpenBLAS re-initialises them in the child.)"""
+    return (sys.platform.startswith("linux") and threading.active_count() == 1
+            and not any(name in sys.modules for name in _FORK_UNSAFE))
+
+
+def _noop() -> None:
+    return None
 
 
 def _table(job: tuple[str, str, str]):
@@ -114,21 +143,33 @@ def _warm_up() -> None:
 class Helper:
     """The helper process of one run. Use as a context manager; on an error it is terminated, not awaited."""
 
-    def __init__(self, root: Path, config, books: dict, key: bytes, decisions: pd.DataFrame):
-        """`config` and `books` are this process's (used here if the helper dies; the helper reads its own:
-        the spawn arguments cross a pipe the new process reads only after importing the caller's script,
-        and a script without a `__main__` guard fails there, leaving a large write blocked for good);
-        `key` and `decisions` are the run's table inputs, read once and shared with `process_tables`."""
+    def __init__(self, root: Path, config, books: dict, key: bytes, decisions: pd.DataFrame,
+                 fork: bool | None = None):
+        """`config` and `books` are this process's (used here if the helper dies; a forked helper inherits
+        them; a spawned one reads its own: the spawn arguments cross a pipe the new process reads only after
+        importing the caller's script, and a script without a `__main__` guard fails there, leaving a large
+        write blocked for good); `key` and `decisions` are the run's table inputs, read once and shared with
+        `process_tables`. `fork`: None chooses (`_can_fork`), True/False forces."""
         self.key, self.decisions = key, decisions
+        self.forked = _can_fork() if fork is None else fork
+        if self.forked:
+            context, init, args = "fork", _adopt, (str(root), config, books, key, decisions, os.getpid())
+        else:
+            context, init, args = "spawn", _start, (str(root), key, decisions, os.getpid())
         self._pool = concurrent.futures.ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
-            initargs=(str(root), key, decisions, os.getpid()))
+            1, mp_context=multiprocessing.get_context(context), initializer=init, initargs=args)
         self._here = dict(root=Path(root), config=config, books=books, key=key, decisions=decisions)
         self._validation: Callable[[], pd.DataFrame] | None = None  # (waiters: see `submit`)
         self._docs: Callable[[], tuple] | None = None
         self.broken = False  # the helper died (or could not start): its work is done here instead
         self.seconds: dict[str, float] = {}  # the helper's own stages (validation, Data Docs), once known
         self._warming = False
+        if self.forked:  # fork now, before this process starts any thread (the pool's own, a progress bar)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            with warnings.catch_warnings():  # (Python ≥ 3.12 warns about OpenBLAS's threads: see _can_fork)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._submit(_noop)
 
     def _result(self, future: concurrent.futures.Future, fn: Callable, *args):
         """The helper's result, or — if the helper is gone — the same work done in this process: a run
