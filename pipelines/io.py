@@ -7,6 +7,7 @@ it, so an interrupted run leaves the previous publication as it was.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -36,9 +37,11 @@ def write_json(data, path: Path) -> None:
                     encoding="utf-8")
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """The frame as the bytes of a parquet file (the same for the same frame, in any process)."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow", compression="zstd")
+    return buffer.getvalue()
 
 
 @contextmanager

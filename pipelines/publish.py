@@ -13,7 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from pipelines import __version__
-from pipelines.io import staged_directory, write_csv, write_json, write_parquet
+from pipelines.io import staged_directory, write_csv, write_json
 
 TABLE_FILES = ["estimates", "outcomes", "needs_priority", "reliability", "funnel", "composition", "weights",
                "services", "validation"]
@@ -50,9 +50,9 @@ def write_clean(state, validation: pd.DataFrame) -> list[Path]:
         with staged_directory(target) as stage:
             logs, exclusions, manifest_tables = [], [], {}
             for instrument, table in sorted(tables.items()):
-                write_parquet(table.frame, stage / f"{instrument}.parquet")
+                for suffix, data in table.parquet.items():  # (encoded with the table: run.compute_table)
+                    (stage / f"{instrument}{suffix}").write_bytes(data)
                 write_json(table.weighted.design, stage / f"{instrument}.design.json")
-                write_parquet(table.clean.missing, stage / f"{instrument}.missing.parquet")
                 logs.append(_concat([table.clean.log, table.weighted.log]).assign(instrument=instrument))
                 exclusions.append(table.clean.exclusions.assign(instrument=instrument))
                 manifest_tables[instrument] = {

@@ -17,7 +17,7 @@ from pipelines.codebook import Codebook, load_codebooks
 from pipelines.config import Config, Wave, load_config
 from pipelines.decisions import load_decisions
 from pipelines.errors import InputError, TongxingError
-from pipelines.io import remove_stale_stages, root_lock, sha256
+from pipelines.io import parquet_bytes, remove_stale_stages, root_lock, sha256
 from pipelines.privacy import linkage_key
 from pipelines.progress import stage
 
@@ -38,6 +38,7 @@ class TableResult:
     files: list[dict]
     analysis: TableAnalysis
     seconds: dict[str, float] = field(default_factory=dict)
+    parquet: dict[str, bytes] = field(default_factory=dict)  # data_clean/<wave>/<instrument><suffix> → bytes
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -149,7 +150,10 @@ def compute_table(root: Path, config: Config, books: dict[str, Codebook], key: b
     analysis = analyze_table(weighted.frame, weighted.design, book, config, wave_id)
     seconds["estimate"] = time.perf_counter() - t0
     files = [_file_entry(root, info) for info in ingested.files]
-    return TableResult(wave_id, instrument, cleaned, weighted, files, analysis, seconds)
+    # the data_clean/ files are encoded here, in whichever process computed the table (publishing then
+    # only writes bytes): the tables are shared by both processes of a run, publishing is not
+    parquet = {".parquet": parquet_bytes(weighted.frame), ".missing.parquet": parquet_bytes(cleaned.missing)}
+    return TableResult(wave_id, instrument, cleaned, weighted, files, analysis, seconds, parquet)
 
 
 def compute_keys(state: RunState) -> list[tuple[str, str, Path]]:
