@@ -4,7 +4,12 @@ Every test reproduces its R counterpart (R 4.2 ``stats``), so an evaluator can r
 published number in R.  Results are plain dicts with the ``outcomes.csv`` fields; a
 field that does not apply to the test that ran is ``None``, one that applies but could
 not be computed (e.g. no variance) is NaN.  Importing this module stays light: no
-statsmodels or great_expectations until a function needs them.
+statsmodels or great_expectations until a function needs them, and no ``scipy.stats`` or
+``scipy.optimize`` (~1.2 s of imports together): the distribution functions are the
+``scipy.special`` functions scipy.stats itself evaluates, and the two numerical routines
+needed besides (Brent's root finder, the exact binomial test) are written out below, step
+for step as scipy's, so every number is bit for bit what scipy.stats returns (the tests
+compare them).  Only Fisher's exact test, rare in practice, imports scipy.stats.
 """
 from __future__ import annotations
 
@@ -12,8 +17,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
-from scipy import stats as sps
+from scipy import special
+from scipy.special import _ufuncs as _scu  # boost's binomial pmf/cdf/sf: what scipy.stats.binom evaluates
 
 from pipelines import survey
 
@@ -37,7 +42,7 @@ def _result(level: str, **fields) -> dict:
 def _t_interval(mean: float, se: float, df: float, conf: float = 0.95) -> tuple[float, float]:
     if not (se > 0 and df > 0):
         return NAN, NAN
-    q = sps.t.ppf(0.5 + conf / 2, df)
+    q = special.stdtrit(df, 0.5 + conf / 2)  # scipy.stats.t.ppf(q, df) for df > 0, 0 < q < 1
     return mean - q * se, mean + q * se
 
 
@@ -48,7 +53,7 @@ def _nct_interval(t_obs: float, df: float, conf: float = 0.95) -> tuple[float, f
 
     def solve(target: float) -> float:
         def f(ncp: float) -> float:  # decreasing in ncp; scipy's nct.cdf is NaN deep in a tail
-            # `nctdtr(df, ncp, t)` is the function `sps.nct.cdf(t, df, ncp)` evaluates (same value, bit for
+            # `nctdtr(df, ncp, t)` is what scipy's `nct.cdf(t, df, ncp)` evaluates (same value, bit for
             # bit, for the finite t and positive df checked above) without the distribution machinery's
             # argument checks, which cost ~20 times the evaluation itself over thousands of brentq steps
             cdf = special.nctdtr(df, ncp, t_obs)
@@ -60,9 +65,157 @@ def _nct_interval(t_obs: float, df: float, conf: float = 0.95) -> tuple[float, f
             lo -= width
         while f(hi) > 0:
             hi += width
-        return optimize.brentq(f, lo, hi, xtol=1e-12)
+        return _brentq(f, lo, hi, xtol=1e-12)
 
     return solve(0.5 + conf / 2), solve(0.5 - conf / 2)
+
+
+# --------------------------------------------------------------------------- scipy.stats' routines, on scipy.special
+# Each is the computation scipy.stats (1.17) performs, written out so this module need not import scipy.stats
+# and scipy.optimize; tests/test_stats_scipy_free.py holds them to scipy.stats bit for bit.
+
+_RTOL = 4 * np.finfo(float).eps   # scipy.optimize.brentq's default (and smallest allowed) rtol
+
+
+def _brentq(f, a: float, b: float, xtol: float = 2e-12, rtol: float = _RTOL, maxiter: int = 100) -> float:
+    """scipy.optimize.brentq: a root of ``f`` bracketed by [a, b], by scipy's C routine (Zeros/brentq.c).
+
+    The steps and their floating-point operations are those of the C code, so the root is the same
+    double; like scipy, a NaN function value or an unbracketed root is a ValueError and no convergence
+    within ``maxiter`` steps a RuntimeError.
+    """
+    def call(x: float) -> float:
+        fx = float(f(x))
+        if math.isnan(fx):
+            raise ValueError(f"The function value at x={x} is NaN; solver cannot continue.")
+        return fx
+
+    xpre, xcur = float(a), float(b)
+    xblk = fblk = spre = scur = 0.0
+    fpre, fcur = call(xpre), call(xcur)
+    if fpre * fcur > 0:
+        raise ValueError("f(a) and f(b) must have different signs")
+    if fpre == 0:
+        return xpre
+    if fcur == 0:
+        return xcur
+    for _ in range(maxiter):
+        if fpre != 0 and fcur != 0 and math.copysign(1.0, fpre) != math.copysign(1.0, fcur):
+            xblk, fblk = xpre, fpre
+            spre = scur = xcur - xpre
+        if abs(fblk) < abs(fcur):
+            xpre, xcur, xblk = xcur, xblk, xcur
+            fpre, fcur, fblk = fcur, fblk, fcur
+        delta = (xtol + rtol * abs(xcur)) / 2
+        sbis = (xblk - xcur) / 2
+        if fcur == 0 or abs(sbis) < delta:
+            return xcur
+        if abs(spre) > delta and abs(fcur) < abs(fpre):
+            if xpre == xblk:   # interpolate
+                stry = -fcur * (xcur - xpre) / (fcur - fpre)
+            else:              # extrapolate
+                dpre = (fpre - fcur) / (xpre - xcur)
+                dblk = (fblk - fcur) / (xblk - xcur)
+                stry = -fcur * (fblk * dblk - fpre * dpre) / (dblk * dpre * (fblk - fpre))
+            if 2 * abs(stry) < min(abs(spre), 3 * abs(sbis) - delta):   # good short step
+                spre, scur = scur, stry
+            else:
+                spre = scur = sbis
+        else:
+            spre = scur = sbis
+        xpre, fpre = xcur, fcur
+        xcur += scur if abs(scur) > delta else (delta if sbis > 0 else -delta)
+        fcur = call(xcur)
+    raise RuntimeError(f"Failed to converge after {maxiter} iterations, value is {xcur}.")
+
+
+def _clip01(value) -> float:
+    return min(max(float(value), 0.0), 1.0)   # np.clip(value, 0, 1), NaN kept
+
+
+def _binom_pmf(k: float, n: int, p: float) -> float:
+    """scipy.stats.binom.pmf(k, n, p) for integer n ≥ 0: 0 off the support, NaN for p outside [0, 1]."""
+    if not 0 <= p <= 1:
+        return NAN
+    return _clip01(_scu._binom_pmf(k, n, p)) if 0 <= k <= n and k == math.floor(k) else 0.0
+
+
+def _binom_cdf(k: float, n: int, p: float) -> float:
+    """scipy.stats.binom.cdf(k, n, p) for integer n ≥ 0."""
+    if not 0 <= p <= 1:
+        return NAN
+    if k >= n:
+        return 1.0
+    return _clip01(_scu._binom_cdf(math.floor(k), n, p)) if k >= 0 else 0.0
+
+
+def _binom_sf(k: float, n: int, p: float) -> float:
+    """scipy.stats.binom.sf(k, n, p) for integer n ≥ 0."""
+    if not 0 <= p <= 1:
+        return NAN
+    if k < 0:
+        return 1.0
+    return _clip01(_scu._binom_sf(math.floor(k), n, p)) if k < n else 0.0
+
+
+def _binary_search_binom(a, d: float, lo: float, hi: float) -> float:
+    """scipy's ``_binary_search_for_binom_tst``: the i in [lo, hi] with a(i) <= d < a(i + 1)."""
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        value = a(mid)
+        if value < d:
+            lo = mid + 1
+        elif value > d:
+            hi = mid - 1
+        else:
+            return mid
+    return lo if a(lo) <= d else lo - 1
+
+
+def _binom_test_p(k: int, n: int, p: float) -> float:
+    """Two-sided p-value of scipy.stats.binomtest(k, n, p) (R's binom.test): the probability of the
+    outcomes no more likely than k, with scipy's relative tolerance 1e-7 on "no more likely"."""
+    d = _binom_pmf(k, n, p)
+    rerr = 1 + 1e-7
+    if k == p * n:
+        return 1.0
+    if k < p * n:
+        ix = _binary_search_binom(lambda x: -_binom_pmf(x, n, p), -d * rerr, math.ceil(p * n), n)
+        y = n - ix + int(d * rerr == _binom_pmf(ix, n, p))
+        pval = _binom_cdf(k, n, p) + _binom_sf(n - y, n, p)
+    else:
+        ix = _binary_search_binom(lambda x: _binom_pmf(x, n, p), d * rerr, 0, math.floor(p * n))
+        pval = _binom_cdf(ix, n, p) + _binom_sf(k - 1, n, p)
+    return min(1.0, pval)
+
+
+def _clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """scipy.stats.binomtest(k, n).proportion_ci(confidence, method="exact"): the two-sided
+    Clopper–Pearson interval (R's binom.test interval), each end a brentq root on [0, 1]."""
+    alpha = (1 - confidence) / 2
+    low = 0.0 if k == 0 else _brentq(lambda q: _binom_sf(k - 1, n, q) - alpha, 0, 1)
+    high = 1.0 if k == n else _brentq(lambda q: _binom_cdf(k, n, q) - alpha, 0, 1)
+    return low, high
+
+
+def _chi2_sf(x: float, df: float) -> float:
+    """scipy.stats.chi2.sf(x, df) for df > 0 (1 at and below 0, where ``chdtrc`` alone gives NaN)."""
+    return 1.0 if x <= 0 else float(special.chdtrc(df, x))
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """scipy.stats.rankdata(x) (method "average"): ranks 1..n, ties sharing their mean rank; all NaN
+    when x holds a NaN, as scipy's default nan_policy "propagate"."""
+    x = np.asarray(x, dtype=float).ravel()
+    if np.isnan(x).any():
+        return np.full(len(x), NAN)
+    order = np.argsort(x, kind="stable")
+    sorted_x = x[order]
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], len(x)]              # a tie block holds sorted positions starts..ends-1
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat((starts + 1 + ends) / 2, ends - starts)
+    return ranks
 
 
 # --------------------------------------------------------------------------- exact rank distributions
@@ -102,7 +255,7 @@ def _normal_cc_p(z: float, sigma: float) -> float:
     if sigma <= 0:
         return NAN
     z = (z - np.sign(z) * 0.5) / sigma
-    return float(2 * min(sps.norm.cdf(z), sps.norm.sf(z)))
+    return float(2 * min(special.ndtr(z), special.ndtr(-z)))  # norm.cdf(z), norm.sf(z)
 
 
 def _has_ties(x: np.ndarray) -> bool:
@@ -154,7 +307,7 @@ def paired(pre, post, level: str = "interval", method: str = "auto") -> dict:
     if level == "binary":
         b, c = int(np.sum((x == 0) & (y == 1))), int(np.sum((x == 1) & (y == 0)))
         se = math.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n if n else NAN
-        z = sps.norm.ppf(0.975)
+        z = special.ndtri(0.975)
         base.update(diff_ci_low=base["diff"] - z * se, diff_ci_high=base["diff"] + z * se)
         if method == "auto":
             method = "mcnemar_exact" if b + c < 25 else "mcnemar_cc"
@@ -171,7 +324,7 @@ def paired(pre, post, level: str = "interval", method: str = "auto") -> dict:
         dz = base["diff"] / sd if n > 1 and sd > 0 else NAN
         lo, hi = _nct_interval(t, n - 1)
         return _result(level, **base, test="paired_t", statistic=t, df=float(n - 1),
-                       p_value=float(2 * sps.t.sf(abs(t), n - 1)) if np.isfinite(t) else NAN,
+                       p_value=float(2 * special.stdtr(n - 1, -abs(t))) if np.isfinite(t) else NAN,
                        effect_size_name="cohen_dz", effect_size=dz,
                        es_ci_low=lo / math.sqrt(n) if n else NAN, es_ci_high=hi / math.sqrt(n) if n else NAN)
     if method in ("wilcoxon_exact", "wilcoxon_normal_cc"):
@@ -187,7 +340,7 @@ def _wilcoxon(d: np.ndarray, exact: bool) -> dict:
     if n == 0:
         return dict(test="wilcoxon_normal_cc", statistic=NAN, p_value=NAN, effect_size_name="rank_biserial",
                     effect_size=NAN, es_ci_low=NAN, es_ci_high=NAN)
-    ranks = sps.rankdata(np.abs(d))
+    ranks = _average_ranks(np.abs(d))
     v = float(ranks[d > 0].sum())
     ties = _has_ties(np.abs(d))
     if exact and not ties and not zeros:
@@ -205,7 +358,7 @@ def _wilcoxon(d: np.ndarray, exact: bool) -> dict:
 
 
 def _fisher_z_ci(r: float, se: float) -> tuple[float, float]:
-    z = sps.norm.ppf(0.975)
+    z = special.ndtri(0.975)
     with np.errstate(divide="ignore"):
         centre = np.arctanh(np.clip(r, -1, 1))
     return float(np.tanh(centre - z * se)), float(np.tanh(centre + z * se))
@@ -222,16 +375,16 @@ def _mcnemar(b: int, c: int, method: str) -> dict:
     m = b + c
     if method == "mcnemar_exact":
         stat, df = float(b), None
-        p = float(sps.binomtest(b, m, 0.5).pvalue) if m else NAN
+        p = _binom_test_p(b, m, 0.5) if m else NAN
     elif method == "mcnemar_cc":
         stat = ((abs(b - c) - (1 if b != c else 0)) ** 2 / m) if m else NAN
-        df, p = 1.0, float(sps.chi2.sf(stat, 1)) if m else NAN
+        df, p = 1.0, _chi2_sf(stat, 1) if m else NAN
     else:
         raise ValueError(f"unknown method {method!r} for paired binary data; use mcnemar_exact or mcnemar_cc")
     if m:
-        ci = sps.binomtest(b, m).proportion_ci(0.95, method="exact")
+        ci_low, ci_high = _clopper_pearson(b, m, 0.95)
         odds = lambda q: q / (1 - q) if q < 1 else math.inf  # noqa: E731
-        es, lo, hi = (b / c if c else math.inf), odds(ci.low), odds(ci.high)
+        es, lo, hi = (b / c if c else math.inf), odds(ci_low), odds(ci_high)
     else:
         es = lo = hi = NAN
     return dict(test=method, statistic=stat, df=df, p_value=p, effect_size_name="odds_ratio",
@@ -258,7 +411,7 @@ def _stuart_maxwell(pre: pd.Series, post: pd.Series) -> dict:
     s = -(t + t.T)
     np.fill_diagonal(s, t.sum(axis=1) + t.sum(axis=0) - 2 * np.diag(t))
     stat = float(d @ np.linalg.solve(s[:-1, :-1], d))
-    return dict(base, statistic=stat, p_value=float(sps.chi2.sf(stat, k - 1)))
+    return dict(base, statistic=stat, p_value=_chi2_sf(stat, k - 1))
 
 
 # --------------------------------------------------------------------------- independent
@@ -286,7 +439,7 @@ def independent(a, b, level: str = "interval", method: str = "auto") -> dict:
     base = dict(n_pre=n1, n_post=n2, mean_pre=m1, mean_post=m2, diff=m2 - m1)
     if level == "binary":
         se = math.sqrt(m1 * (1 - m1) / n1 + m2 * (1 - m2) / n2) if n1 and n2 else NAN
-        z = sps.norm.ppf(0.975)
+        z = special.ndtri(0.975)
         base.update(diff_ci_low=base["diff"] - z * se, diff_ci_high=base["diff"] + z * se)
         if method == "auto":
             table = _two_by_two(x, y)
@@ -308,7 +461,7 @@ def independent(a, b, level: str = "interval", method: str = "auto") -> dict:
     if method == "welch_t":
         t = base["diff"] / se if se > 0 else NAN
         return _result(level, **base, test="welch_t", statistic=t, df=welch_df,
-                       p_value=float(2 * sps.t.sf(abs(t), welch_df)) if np.isfinite(t) else NAN,
+                       p_value=float(2 * special.stdtr(welch_df, -abs(t))) if np.isfinite(t) else NAN,
                        **_hedges_g(x, y))
     if method in ("mann_whitney_exact", "mann_whitney_normal_cc"):
         return _result(level, **base, **_mann_whitney(x, y, exact=method == "mann_whitney_exact"))
@@ -344,7 +497,7 @@ def _mann_whitney(x: np.ndarray, y: np.ndarray, exact: bool) -> dict:
     if n1 == 0 or n2 == 0:
         return dict(test="mann_whitney_normal_cc", statistic=NAN, p_value=NAN,
                     effect_size_name="rank_biserial", effect_size=NAN, es_ci_low=NAN, es_ci_high=NAN)
-    ranks = sps.rankdata(np.concatenate([y, x]))
+    ranks = _average_ranks(np.concatenate([y, x]))
     w = float(ranks[:n2].sum() - n2 * (n2 + 1) / 2)
     if exact and not _has_ties(ranks):
         test, p = "mann_whitney_exact", _exact_two_sided(_rank_sum_counts(n2, n1), w)
@@ -387,7 +540,7 @@ def _chisq(a: pd.Series, b: pd.Series, nominal: bool) -> dict:
             stat = float(np.sum((np.abs(table - expected) - yates) ** 2 / expected))
         else:
             stat = raw
-    p = float(sps.chi2.sf(stat, df)) if np.isfinite(stat) and df > 0 else NAN
+    p = _chi2_sf(stat, df) if np.isfinite(stat) and df > 0 else NAN
     out = dict(test="chisq", statistic=stat, df=df, p_value=p)
     if nominal:
         k = min(table.shape) - 1
@@ -396,7 +549,7 @@ def _chisq(a: pd.Series, b: pd.Series, nominal: bool) -> dict:
     cells = table + 0.5 if (table == 0).any() else table
     log_or = math.log(cells[0, 0] * cells[1, 1] / (cells[0, 1] * cells[1, 0]))
     se = math.sqrt(np.sum(1 / cells))
-    z = sps.norm.ppf(0.975)
+    z = special.ndtri(0.975)
     out.update(effect_size_name="odds_ratio", effect_size=math.exp(log_or),
                es_ci_low=math.exp(log_or - z * se), es_ci_high=math.exp(log_or + z * se))
     return out
@@ -405,9 +558,10 @@ def _chisq(a: pd.Series, b: pd.Series, nominal: bool) -> dict:
 def _fisher(table: np.ndarray) -> dict:
     """``fisher.test`` on the 2×2 table; the effect size is R's conditional MLE odds ratio with
     its exact conditional interval (scipy's ``odds_ratio(kind="conditional")`` follows R)."""
+    from scipy.stats import fisher_exact  # (imported here: scipy.stats costs ~1 s, and few runs need this test)
     from scipy.stats.contingency import odds_ratio
 
-    p = float(sps.fisher_exact(table).pvalue)
+    p = float(fisher_exact(table).pvalue)
     try:
         res = odds_ratio(table.astype(int), kind="conditional")
         ci = res.confidence_interval(0.95)
@@ -465,8 +619,8 @@ def cronbach_alpha(items_df: pd.DataFrame, conf: float = 0.95) -> dict:
     total_var = items.sum(axis=1).var(ddof=1)
     alpha = float(k / (k - 1) * (1 - item_var / total_var)) if total_var > 0 else NAN
     df1, df2 = n - 1, (n - 1) * (k - 1)
-    low = 1 - (1 - alpha) * sps.f.ppf(0.5 + conf / 2, df1, df2)
-    high = 1 - (1 - alpha) * sps.f.ppf(0.5 - conf / 2, df1, df2)
+    low = 1 - (1 - alpha) * special.fdtri(df1, df2, 0.5 + conf / 2)   # scipy.stats.f.ppf(q, df1, df2)
+    high = 1 - (1 - alpha) * special.fdtri(df1, df2, 0.5 - conf / 2)
     return {"alpha": alpha, "ci_low": float(low), "ci_high": float(high), "n": int(n), "k": int(k)}
 
 

@@ -23,7 +23,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+from scipy import special
 
 LONELY_PSU_OPTIONS = ("fail", "certainty", "remove", "adjust")
 
@@ -291,7 +291,8 @@ def _empty(n: int, df: int) -> dict:
 
 
 def _t_quantile(df: int, level: float) -> float:
-    return float(sps.t.ppf(0.5 + level / 2, df)) if df > 0 else float("nan")
+    """scipy.stats.t.ppf(0.5 + level / 2, df): ``special.stdtrit`` is what t.ppf evaluates (no scipy.stats import)."""
+    return float(special.stdtrit(df, 0.5 + level / 2)) if df > 0 else float("nan")
 
 
 def _mean_parts(design: Design, y: np.ndarray, mask: np.ndarray):

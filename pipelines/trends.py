@@ -24,13 +24,11 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
-from scipy import stats as sps
-from scipy.special import expit
+from scipy.special import expit, ndtr, ndtri
 
 MIXED_METHOD = "linear mixed model (REML), wave fixed effect, random intercept per respondent"
 ORDINAL_METHOD = "proportional-odds (cumulative logit) model, wave fixed effect"
-Z95 = float(sps.norm.ppf(0.975))
+Z95 = float(ndtri(0.975))   # scipy.stats.norm.ppf(0.975); Wald p-values below are 2·ndtr(−|z|) = 2·norm.sf(|z|)
 # the variance ratio λ = σ²_u / σ² is searched over exp(-14) … exp(9): below, the random intercept is nil
 # for any survey scale; above, the residual variance would be ~1/8000 of the person variance
 LOG_LAMBDA = (-14.0, 9.0)
@@ -128,6 +126,8 @@ def random_intercept_reml(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
     if k == len(grid) - 1:
         out["note"] = "residual variance estimated at 0 (boundary of the parameter space)"
         return out
+    from scipy import optimize  # (imported when a model is fitted: ~0.5 s, which a run without trends need not pay)
+
     res = optimize.minimize_scalar(criterion, bounds=(grid[k - 1], grid[k + 1]), method="bounded",
                                    options={"xatol": 1e-10, "maxiter": 500})
     t = float(res.x)
@@ -175,7 +175,7 @@ def mixed_trend(frame: pd.DataFrame, column: str, wave_col: str = "wave", key_co
         est, s = float(fit["beta"][j]), float(se[j])
         z = est / s if s > 0 else math.nan
         rows.append({"wave": wave, "effect": est, "se": s, "ci_low": est - Z95 * s, "ci_high": est + Z95 * s,
-                     "p_value": float(2 * sps.norm.sf(abs(z))) if np.isfinite(z) else math.nan})
+                     "p_value": float(2 * ndtr(-abs(z))) if np.isfinite(z) else math.nan})
     return base | {"converged": True, "table": pd.DataFrame(rows), "sigma2": fit["sigma2"],
                    "sigma2_u": fit["sigma2_u"], "intercept": float(fit["beta"][0])}
 
@@ -253,6 +253,8 @@ def proportional_odds(y_codes: np.ndarray, X: np.ndarray) -> dict:
     cum = np.cumsum(np.bincount(y, minlength=K))[:-1] / len(y)
     tau0 = np.log(cum / (1 - cum))
     start = np.concatenate([np.zeros(p), tau0[:1], np.log(np.maximum(np.diff(tau0), 1e-3))])
+    from scipy import optimize  # (imported when a model is fitted, as above)
+
     res = optimize.minimize(_po_negloglik, start, args=(X, y, K), jac=True, method="BFGS",
                             options={"gtol": 1e-7, "maxiter": 1000})
     grad_norm = float(np.max(np.abs(res.jac)))
@@ -308,7 +310,7 @@ def ordinal_trend(frame: pd.DataFrame, column: str, wave_col: str = "wave", wave
     for j, wave in enumerate(order[1:]):
         est, s = float(fit["beta"][j]), float(se[j])
         rows.append({"wave": wave, "log_odds": est, "se": s, "ci_low": est - Z95 * s, "ci_high": est + Z95 * s,
-                     "p_value": float(2 * sps.norm.sf(abs(est / s))) if s > 0 else math.nan})
+                     "p_value": float(2 * ndtr(-abs(est / s))) if s > 0 else math.nan})
     note = (f"{repeated} respondents answered in more than one wave and count as independent observations"
             if repeated else "")
     return base | {"converged": True, "table": pd.DataFrame(rows), "note": note}

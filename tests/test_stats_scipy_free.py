@@ -1,0 +1,84 @@
+"""pipelines.stats computes without importing scipy.stats / scipy.optimize (~1.2 s of a cold run's imports).
+
+The routines written out in stats.py in their place (Brent's root finder, the exact binomial test, the
+Clopper–Pearson interval, average ranks, the chi-square tail) must return what scipy.stats returns, bit for
+bit, so that no published number moves; and they are checked against exact values computed independently.
+"""
+import math
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from scipy import optimize, special
+from scipy import stats as sps
+
+from pipelines import stats
+
+
+def test_analysis_modules_do_not_import_scipy_stats_or_optimize():
+    code = ("import sys, pipelines.analyze, pipelines.estimates, pipelines.stats, pipelines.survey, pipelines.trends; "
+            "print(sorted(m for m in ('scipy.stats', 'scipy.optimize') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_exact_binomial_test_and_interval_equal_their_definitions():
+    # R: binom.test(3, 12) → p = 2 · P(X ≤ 3) = 598/4096; CI = qbeta(.025, 3, 10), qbeta(.975, 4, 9)
+    assert stats._binom_test_p(3, 12, 0.5) == float(Fraction(2 * sum(math.comb(12, i) for i in range(4)), 4096))
+    for k, n in [(3, 12), (1, 9), (7, 20), (24, 24), (0, 5), (11, 23)]:
+        low, high = stats._clopper_pearson(k, n, 0.95)
+        exact_low = 0.0 if k == 0 else special.betaincinv(k, n - k + 1, 0.025)
+        exact_high = 1.0 if k == n else special.betaincinv(k + 1, n - k, 0.975)
+        # (to brentq's tolerance, xtol 2e-12, as scipy: R's qbeta gives the beta quantiles themselves)
+        assert low == pytest.approx(exact_low, rel=0, abs=4e-12)
+        assert high == pytest.approx(exact_high, rel=0, abs=4e-12)
+
+
+@pytest.mark.parametrize("n", range(1, 41))
+def test_binomial_routines_match_scipy_bit_for_bit(n):
+    for k in range(n + 1):
+        result = sps.binomtest(k, n, 0.5)
+        assert stats._binom_test_p(k, n, 0.5) == result.pvalue
+        ci = result.proportion_ci(0.95, method="exact")
+        assert stats._clopper_pearson(k, n, 0.95) == (ci.low, ci.high)
+        for p in (0.2, 0.65):
+            assert stats._binom_test_p(k, n, p) == sps.binomtest(k, n, p).pvalue
+
+
+def test_brentq_matches_scipy_on_the_noncentral_t_intervals():
+    rng = np.random.default_rng(0)
+    for t_obs in [*rng.normal(0, 4, 40), 0.0, 35.0, -60.0]:
+        for df in (1, 4, 29, 300):
+            for target in (0.975, 0.025):
+                def f(ncp, df=df, t_obs=t_obs, target=target):
+                    cdf = special.nctdtr(df, ncp, t_obs)
+                    return (0.0 if ncp > t_obs else 1.0) - target if np.isnan(cdf) else cdf - target
+                lo, hi = t_obs - 60 - abs(t_obs), t_obs + 60 + abs(t_obs)
+                assert stats._brentq(f, lo, hi, xtol=1e-12) == optimize.brentq(f, lo, hi, xtol=1e-12)
+    assert stats._brentq(lambda x: x * x - 2, 0, 2) == pytest.approx(math.sqrt(2), abs=4e-12)
+    with pytest.raises(ValueError):
+        stats._brentq(lambda x: x * x + 1, 0, 2)
+
+
+def test_average_ranks_match_rankdata():
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        x = rng.integers(0, rng.integers(1, 12), rng.integers(1, 60)).astype(float) * 0.5
+        np.testing.assert_array_equal(stats._average_ranks(x), sps.rankdata(x))
+    np.testing.assert_array_equal(stats._average_ranks([3.0, 1.0, 3.0, 2.0]), [3.5, 1.0, 3.5, 2.0])
+    assert np.isnan(stats._average_ranks([1.0, np.nan])).all()
+
+
+def test_distribution_functions_match_scipy_stats():
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.exponential(4, 500), [0.0, -1e-12, 1e4]])
+    for df in (1, 2, 5, 17):
+        assert [stats._chi2_sf(v, df) for v in x] == list(sps.chi2.sf(x, df))
+    dfs = np.concatenate([np.arange(1, 200), rng.uniform(0.5, 2000, 200)])
+    np.testing.assert_array_equal(special.stdtrit(dfs, 0.975), sps.t.ppf(0.975, dfs))
+    np.testing.assert_array_equal(special.stdtr(dfs, -x[:len(dfs)]), sps.t.sf(x[:len(dfs)], dfs))
+    assert special.ndtri(0.975) == sps.norm.ppf(0.975)
+    for d1, d2 in [(9, 27), (99, 396), (2, 2)]:
+        assert special.fdtri(d1, d2, 0.025) == sps.f.ppf(0.025, d1, d2)
