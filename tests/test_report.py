@@ -418,6 +418,11 @@ def test_csv_text_is_pandas_to_csv():
     })
     for part in (frame, frame.iloc[:0], frame[["text", "float"]], frame.assign(mixed=[1, "a"] * (n // 2))):
         assert csv_text(part) == part.to_csv(index=False, lineterminator="\n")
+    rng = np.random.default_rng(7)   # floats of every magnitude, and round ones, as pandas prints them
+    floats = rng.random(4000) * 10.0 ** rng.integers(-30, 30, 4000)
+    floats = np.concatenate([floats, -floats, np.round(floats, 3), [1e15, 9999999999999998.0, 1e-4, 5e-324]])
+    many = pd.DataFrame({"x": floats, "y": "a"})
+    assert csv_text(many) == many.to_csv(index=False, lineterminator="\n")
 
 
 def test_network_free_is_the_scheme_regex():
