@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable
 
 import jinja2
-from plotly.offline import get_plotlyjs
 
 from pipelines.report import results, sections
 from pipelines.report.context import ReportContext, prepare
@@ -36,6 +35,7 @@ TRAILING_WORD = re.compile(r"\w*\Z")
 @cache
 def plotly_js() -> str:
     """plotly.js with every `scheme://` in its strings and comments written `scheme:\\/\\/` (same value)."""
+    from plotly.offline import get_plotlyjs   # (plotly itself is not needed to render a report: see charts.py)
     js = network_free(get_plotlyjs())
     if "</script" in js.lower():
         raise RuntimeError("plotly.js could not be made network-free for inlining")
