@@ -204,30 +204,36 @@ def _workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.d
 def _write_column(ws, c: int, series: pd.Series, marker: str | None, suppressed, grey) -> None:
     """One column, typed once: booleans, numbers (±inf as text, as in the CSV) or strings; an empty cell of
     a suppressed row gets the suppression marker instead of staying blank. Cells are written top to bottom
-    (the workbook numbers its shared strings in the order they are first written)."""
+    (the workbook numbers its shared strings in the order they are first written), through xlsxwriter's
+    undecorated writers: its `write_*` methods only add A1-notation handling on top, and a quarter's
+    appendix has ~160,000 cells."""
     values = series.tolist()
+    write_string = getattr(ws, "_write_string", ws.write_string)
     if series.dtype == bool:
-        write_boolean = ws.write_boolean
+        write_boolean = getattr(ws, "_write_boolean", ws.write_boolean)
         for r, v in enumerate(values, start=1):
             write_boolean(r, c, v)
         return
+    marked = suppressed if marker is not None else None
+    write_number = getattr(ws, "_write_number", ws.write_number)
     if pd.api.types.is_numeric_dtype(series.dtype):
         numbers = series.to_numpy(dtype=float, na_value=np.nan)
-        blank, infinite = np.isnan(numbers).tolist(), np.isinf(numbers).tolist()
-        write_number = ws.write_number
-        for r, (v, empty, inf) in enumerate(zip(values, blank, infinite), start=1):
-            if empty:
-                if marker is not None and suppressed is not None and suppressed[r - 1]:
-                    ws.write_string(r, c, marker, grey)
-            elif inf:
-                ws.write_string(r, c, "inf" if v > 0 else "-inf")
-            else:
+        special = ~np.isfinite(numbers)
+        if not special.any():
+            for r, v in enumerate(values, start=1):
                 write_number(r, c, v)
+            return
+        for r, (v, odd) in enumerate(zip(values, special.tolist()), start=1):
+            if not odd:
+                write_number(r, c, v)
+            elif v is not None and v is not pd.NA and not math.isnan(v):
+                write_string(r, c, "inf" if v > 0 else "-inf")
+            elif marked is not None and marked[r - 1]:
+                write_string(r, c, marker, grey)
         return
-    write_string = ws.write_string
     for r, v in enumerate(values, start=1):
         if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or v == "":
-            if marker is not None and suppressed is not None and suppressed[r - 1]:
+            if marked is not None and marked[r - 1]:
                 write_string(r, c, marker, grey)
         elif isinstance(v, (bool, np.bool_)):
             ws.write_boolean(r, c, bool(v))
