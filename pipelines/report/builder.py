@@ -117,6 +117,9 @@ def publish_quarter(out_dir: Path, context: ReportContext, submit: Callable | No
     """
     out_dir = Path(out_dir)
     tables = prepare(context)
+    from pipelines.report import longitudinal
+    if longitudinal.has_tables(context):   # prepared once, for both reports and the workbook
+        tables = {**tables, **longitudinal.prepare(context)}
     others = (submit or _here)(other_parts, context, tables)
     first, *rest = LANGS
     written = [write_atomic(out_dir / REPORT_FILES[first], report_bytes(context, tables, first))]
@@ -141,7 +144,7 @@ def other_parts(context: ReportContext, tables: dict) -> tuple[dict[str, bytes],
     _, end = quarter_dates(context.config, context.quarter)
     created = dt.date.fromisoformat(end) if end else None
     from pipelines.report import longitudinal
-    extra = longitudinal.prepare(context) if longitudinal.has_tables(context) else None
+    extra = longitudinal.prepared(context, tables) if longitudinal.has_tables(context) else None
     appendix = workbook_bytes(tables, context.quarter, created, context.min_cell, extra)
     return {lang: report_bytes(context, tables, lang) for lang in LANGS[1:]}, appendix
 
