@@ -17,9 +17,7 @@ from __future__ import annotations
 import copy
 import html
 import math
-import tomllib
 from functools import cache, wraps
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import pandas as pd
@@ -62,12 +60,11 @@ def _theme() -> "go.layout.Template":
     import plotly.graph_objects as go
     return go.layout.Template(layout=THEME_LAYOUT)
 
-_STRINGS = Path(__file__).parent / "report" / "strings.toml"
-
-
 @cache
 def _chart_strings() -> dict[str, dict[str, str]]:
-    return tomllib.loads(_STRINGS.read_text(encoding="utf-8"))["chart"]
+    """strings.toml's `[chart]` table, from the report's own parse of the file (one parse per process)."""
+    from pipelines.report.text import load_strings   # (here: pipelines.report imports this module)
+    return load_strings()["chart"]
 
 
 def text(key: str, lang: str, **kw: Any) -> str:
