@@ -18,7 +18,7 @@ from pipelines.config import load_config
 from pipelines.indicators import outcomes_for
 from pipelines.report import ReportContext, build_report, publish_quarter, quarter_entry, write_index
 from pipelines.report.builder import plotly_js
-from pipelines.report.tables import csv_text
+from pipelines.report.tables import csv_bytes, csv_text, for_output
 from pipelines.report.text import LANGS, load_strings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -418,6 +418,11 @@ def test_csv_text_is_pandas_to_csv():
     })
     for part in (frame, frame.iloc[:0], frame[["text", "float"]], frame.assign(mixed=[1, "a"] * (n // 2))):
         assert csv_text(part) == part.to_csv(index=False, lineterminator="\n")
+        # a published CSV: counts as integers, formula-like text defused (as the cells are quoted)
+        part = part.assign(n=np.linspace(0, 9.2, len(part)))
+        published = for_output("t", part).to_csv(index=False, lineterminator="\n")
+        assert csv_bytes("t", part) == b"\xef\xbb\xbf" + published.encode("utf-8")
+        assert "'=1+1" in published or part.empty
     rng = np.random.default_rng(7)   # floats of every magnitude, and round ones, as pandas prints them
     floats = rng.random(4000) * 10.0 ** rng.integers(-30, 30, 4000)
     floats = np.concatenate([floats, -floats, np.round(floats, 3), [1e15, 9999999999999998.0, 1e-4, 5e-324]])

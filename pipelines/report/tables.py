@@ -48,23 +48,27 @@ def _defuse(value):
     return value
 
 
-def for_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+def for_output(name: str, frame: pd.DataFrame, defuse: bool = True) -> pd.DataFrame:
+    """The table as published: integer columns as integers, and (unless `defuse` is false: the caller
+    does it) text cells that a spreadsheet would run as a formula behind an apostrophe."""
     out = frame.copy()
     for col in out.columns:
         if col in INTEGER_COLUMNS:
             out[col] = out[col].round().astype("Int64")
-        elif out[col].dtype == object:
+        elif defuse and out[col].dtype == object:
             out[col] = map_distinct(out[col], _defuse)
     return out
 
 
 def csv_bytes(name: str, frame: pd.DataFrame) -> bytes:
-    text = csv_text(for_output(name, frame))
+    text = csv_text(for_output(name, frame, defuse=False), text=_defuse)   # (defused as they are quoted)
     return b"\xef\xbb\xbf" + text.encode("utf-8")
 
 
-def csv_text(frame: pd.DataFrame) -> str:
-    """`frame.to_csv(index=False, lineterminator="\\n")`, the same text, assembled column by column.
+def csv_text(frame: pd.DataFrame, text=None) -> str:
+    """`frame.to_csv(index=False, lineterminator="\\n")`, the same text, assembled column by column;
+    `text(value)`, if given, first replaces each value of the text (object) columns, as
+    `map_distinct(column, text)` would.
 
     pandas formats every cell on its own and hands each row to the csv module; the report's tables
     (estimates.csv: tens of thousands of rows) repeat a few thousand distinct labels, so each distinct
@@ -72,24 +76,34 @@ def csv_text(frame: pd.DataFrame) -> str:
     them (floats with numpy's `astype(str)`, missing as empty); a table with a column type not handled
     here, or fewer than two columns (the csv module quotes a lone empty field), goes to pandas."""
     if len(frame.columns) < 2 or not frame.columns.map(lambda c: isinstance(c, str)).all():
-        return frame.to_csv(index=False, lineterminator="\n")
+        return _to_csv(frame, text)
     fields = []
     for _, column in frame.items():
-        cells = _csv_cells(column)
+        cells = _csv_cells(column, text)
         if cells is None:
-            return frame.to_csv(index=False, lineterminator="\n")
+            return _to_csv(frame, text)
         fields.append(cells)
     header = ",".join(_csv_quote(c) for c in frame.columns)
     return "\n".join([header, *map(",".join, zip(*fields))]) + "\n"
 
 
-def _csv_cells(column: pd.Series) -> list[str] | None:
-    """One column's CSV fields as pandas writes them, or None for a type left to pandas."""
+def _to_csv(frame: pd.DataFrame, text=None) -> str:
+    if text is not None:
+        frame = frame.assign(**{col: map_distinct(frame[col], text) for col in frame.columns
+                                if frame[col].dtype == object})
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _csv_cells(column: pd.Series, text=None) -> list[str] | None:
+    """One column's CSV fields as pandas writes them (text columns through `text` first), or None for a
+    type left to pandas."""
     dtype = column.dtype
     if dtype == object:
         if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
             return None
-        return map_distinct(column, lambda v: "" if v is None else _csv_quote(v)).tolist()
+        if text is None:
+            return map_distinct(column, lambda v: "" if v is None else _csv_quote(v)).tolist()
+        return map_distinct(column, lambda v: "" if v is None else _csv_quote(text(v))).tolist()
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         # each distinct value (by its bits: 0.0 and -0.0 print differently) formatted once; pandas formats
         # with numpy's `astype(str)`, the shortest text that reads back as the same float, as Python's
