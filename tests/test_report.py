@@ -446,3 +446,34 @@ def test_network_free_is_the_scheme_regex():
     for unsafe in ("xhttp://a", "a_ftp://b", "1https://c", "héllo_http://", "a" * 40 + "http://"):
         with pytest.raises(RuntimeError):
             network_free(unsafe)
+
+
+def test_appendix_sheet_cells_are_xlsxwriters():
+    """The appendix's worksheets write plain cells' XML themselves: the same bytes as xlsxwriter's own,
+    with cell, row and column formats, and the cells they leave to xlsxwriter (formulas, blanks)."""
+    import datetime as dt
+    import io
+
+    import xlsxwriter
+
+    from pipelines.report.tables import _Sheet
+
+    def book(sheet_class) -> bytes:
+        buffer = io.BytesIO()
+        wb = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
+        wb.set_properties({"created": dt.datetime(2025, 1, 1)})
+        bold, grey = wb.add_format({"bold": True}), wb.add_format({"italic": True})
+        ws = wb.add_worksheet("t", sheet_class)
+        ws.set_column(1, 1, 12, grey)
+        ws.set_row(3, 20, bold)
+        ws.set_column(2, 3, 14)
+        for r, value in enumerate([1, -2.5, 1e-300, 123456789.123456789, 0.1 + 0.2, 10**17, "a&b<c>\"d\"",
+                                   " padded ", "中文", True, False]):
+            for c in range(4):
+                ws.write(r, c, value, bold if (r + c) % 3 == 0 else None)
+        ws.write_formula(12, 0, "=1+1")
+        ws.write_blank(12, 1, None, bold)
+        wb.close()
+        return buffer.getvalue()
+
+    assert book(_Sheet) == book(None)
