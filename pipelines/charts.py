@@ -2,7 +2,9 @@
 
 Every function takes tidy frames shaped like the report's tables (docs/architecture.md), a `labels`
 mapping for codes (`wave:<id>`, `wave_short:<id>`, `instrument:<id>`, `compound:<id>`, `line:<id>`, ...)
-and a language, and returns a `plotly.graph_objects.Figure`. Rules every chart keeps:
+and a language, and returns a `plotly.graph_objects.Figure`; `<kind>.spec(...)` gives the same figure as plain
+dicts (what the report embeds: building plotly's objects, and importing them, cost more than the rest of a
+report's charts). Rules every chart keeps:
 
 - text that reaches plotly (labels, hover, annotations) is HTML-escaped first: plotly renders a subset of
   HTML, and labels or groups can hold what respondents typed;
@@ -12,17 +14,18 @@ and a language, and returns a `plotly.graph_objects.Figure`. Rules every chart k
 """
 from __future__ import annotations
 
+import copy
 import html
 import math
-import tomllib
-from functools import cache
-from pathlib import Path
-from typing import Any, Mapping
+from functools import cache, wraps
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from pipelines.frames import records
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 FONT = '"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif'
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
@@ -34,7 +37,8 @@ SEQUENTIAL = [[0.0, "#F2F7FB"], [0.5, "#7DB8E0"], [1.0, "#0B4F82"]]
 INSTRUMENT_COLOURS = {"parent": "#0072B2", "child": "#E69F00", "community": "#009E73", "activity": "#CC79A7"}
 SUPPRESSED_GREY = "#7A7A7A"
 
-THEME = go.layout.Template(layout=dict(
+# every chart's layout.template: {"layout": THEME_LAYOUT} (`THEME` is the same as a plotly Template)
+THEME_LAYOUT = dict(
     font=dict(family=FONT, size=13, color="#222222"), colorway=PALETTE,
     paper_bgcolor="#FFFFFF", plot_bgcolor="#FFFFFF", dragmode=False, hovermode="closest",
     margin=dict(l=8, r=16, t=28, b=8), separators=".,",
@@ -42,14 +46,25 @@ THEME = go.layout.Template(layout=dict(
     legend=dict(orientation="h", yanchor="top", y=-0.08, xanchor="left", x=0, font=dict(size=12)),
     xaxis=dict(fixedrange=True, automargin=True, gridcolor="#E6E6E6", zeroline=False, ticks=""),
     yaxis=dict(fixedrange=True, automargin=True, gridcolor="#E6E6E6", zeroline=False, ticks=""),
-))
+)
 
-_STRINGS = Path(__file__).parent / "report" / "strings.toml"
+
+def __getattr__(name: str) -> Any:
+    if name == "THEME":   # made on first use, so that importing this module does not import plotly
+        return _theme()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @cache
+def _theme() -> "go.layout.Template":
+    import plotly.graph_objects as go
+    return go.layout.Template(layout=THEME_LAYOUT)
+
+@cache
 def _chart_strings() -> dict[str, dict[str, str]]:
-    return tomllib.loads(_STRINGS.read_text(encoding="utf-8"))["chart"]
+    """strings.toml's `[chart]` table, from the report's own parse of the file (one parse per process)."""
+    from pipelines.report.text import load_strings   # (here: pipelines.report imports this module)
+    return load_strings()["chart"]
 
 
 def text(key: str, lang: str, **kw: Any) -> str:
@@ -146,29 +161,55 @@ def label_of(row: Mapping[str, Any], lang: str, labels: Mapping[str, str], colum
     return labels.get(f"{prefix}{raw}", raw)
 
 
-# Each chart is assembled from plain traces and a layout dict in one step, with plotly's property-by-property
-# validation off: validating (and deep-copying the theme into) every property of every trace, then again
-# when a trace is added to a figure, cost more than the rest of a report's rendering, for the same JSON.
-# tests/test_charts.py and tests/test_report.py validate every chart's JSON (`go.Figure(fig.to_plotly_json())`),
-# so a misspelt or invalid property here still fails a test; the figure handed back validates again.
-def _build(traces: list, layout: dict) -> go.Figure:
-    fig = go.Figure(data=traces, layout=layout, _validate=False)
-    fig._validate = fig.layout._validate = True     # what a caller (a notebook) changes next is validated
+# Each chart is assembled as plain dicts: {"data": [trace, ...], "layout": {...}}, exactly what plotly's
+# `Figure.to_plotly_json()` gives for it. Validating (and deep-copying the theme into) every property of every
+# trace cost more than the rest of a report's rendering, for the same JSON, so the report embeds the dicts and
+# plotly is not even imported to make them. The chart functions themselves hand back a plotly Figure built from
+# the dicts (`figure`), which validates what a caller (a notebook) changes next. tests/test_charts.py checks
+# that plotly accepts every property of every chart kind and that its Figure gives back the same JSON, and
+# tests/test_report.py validates every chart of a report, so a misspelt or invalid property still fails a test.
+def _trace(kind: str, **props: Any) -> dict:
+    """A trace as plotly writes it: its type, and the properties given (plotly drops a property set to None)."""
+    return {"type": kind, **{k: v for k, v in props.items() if v is not None}}
+
+
+def _bar(**props: Any) -> dict:
+    return _trace("bar", **props)
+
+
+def _scatter(**props: Any) -> dict:
+    return _trace("scatter", **props)
+
+
+def _build(traces: list[dict], layout: dict) -> dict:
+    return {"data": traces, "layout": {k: v for k, v in layout.items() if v is not None}}
+
+
+def _template() -> dict:
+    return {"layout": copy.deepcopy(THEME_LAYOUT)}
+
+
+def _figure(height: int, traces: list, **layout: Any) -> dict:
+    return _build(traces, dict(template=_template(), height=height, **layout))
+
+
+def figure(spec: dict) -> "go.Figure":
+    """A plotly Figure of a chart's dicts (the same JSON), validating whatever is changed on it next."""
+    import plotly.graph_objects as go
+    fig = go.Figure(spec, _validate=False)     # (plotly copies the dicts)
+    fig._validate = fig.layout._validate = True
     for trace in fig.data:
         trace._validate = True
     return fig
 
 
-def _bar(**props: Any) -> go.Bar:
-    return go.Bar(_validate=False, **props)
-
-
-def _scatter(**props: Any) -> go.Scatter:
-    return go.Scatter(_validate=False, **props)
-
-
-def _figure(height: int, traces: list, **layout: Any) -> go.Figure:
-    return _build(traces, dict(template=THEME, height=height, **layout))
+def _chart(build: Callable[..., dict]) -> Callable[..., "go.Figure"]:
+    """A chart kind: calling it gives a plotly Figure; `.spec` (the function below) gives its plain dicts."""
+    @wraps(build)
+    def chart(*args: Any, **kwargs: Any) -> "go.Figure":
+        return figure(build(*args, **kwargs))
+    chart.spec = build
+    return chart
 
 
 def _suppressed_note(lang: str, min_cell: int, x: Any, y: Any, xref: str = "x", yref: str = "y",
@@ -224,7 +265,7 @@ def _legend_rows(names: list[str], width: int = 340) -> int:
     return rows
 
 
-def _rows_figure(total: int, notes: list[dict], traces: list, legend_rows: int = 0, **layout: Any) -> go.Figure:
+def _rows_figure(total: int, notes: list[dict], traces: list, legend_rows: int = 0, **layout: Any) -> dict:
     """A figure whose plot area is exactly `total` pixels high, so one y unit is one pixel."""
     top = 10 + legend_rows * 24
     return _figure(total + top + 34, traces, margin=dict(l=6, r=10, t=top, b=34), annotations=notes,
@@ -234,8 +275,9 @@ def _rows_figure(total: int, notes: list[dict], traces: list, legend_rows: int =
 
 
 # ---------------------------------------------------------------- 1. Likert items: diverging stacked bars
+@_chart
 def likert_bars(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *, min_cell: int = 5,
-                item_label: str = "label") -> go.Figure:
+                item_label: str = "label") -> dict:
     """One bar per item (rows of `indicator`), its answer shares split around the neutral point; the
     lower half of the scale to the left of zero, the upper half to the right, a neutral option halved."""
     rows = _rows(estimates)
@@ -263,7 +305,7 @@ def likert_bars(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *
             return NEUTRAL
         return POSITIVE[min(k - 1 - i, 2)]
 
-    def trace(lv: str, i: int, factor: float, shown: bool) -> go.Bar:
+    def trace(lv: str, i: int, factor: float, shown: bool) -> dict:
         xs, hv = [], []
         for item in items:
             r = cells.get((item, lv))
@@ -295,7 +337,8 @@ def likert_bars(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *
 
 
 # ---------------------------------------------------------------- 2. needs ranking with CIs
-def needs_ranking(needs: pd.DataFrame, labels: Mapping[str, str], lang: str, *, min_cell: int = 5) -> go.Figure:
+@_chart
+def needs_ranking(needs: pd.DataFrame, labels: Mapping[str, str], lang: str, *, min_cell: int = 5) -> dict:
     """Horizontal bars of the share naming each need, one colour per instrument, CI whiskers."""
     rows = _rows(needs)
     options = list(dict.fromkeys(label_of(r, lang, labels, "option_label") for r in rows))
@@ -336,7 +379,8 @@ def needs_ranking(needs: pd.DataFrame, labels: Mapping[str, str], lang: str, *, 
 
 
 # ---------------------------------------------------------------- 3. compound × need heatmap
-def need_heatmap(cells: pd.DataFrame, labels: Mapping[str, str], lang: str, *, min_cell: int = 5) -> go.Figure:
+@_chart
+def need_heatmap(cells: pd.DataFrame, labels: Mapping[str, str], lang: str, *, min_cell: int = 5) -> dict:
     """Share naming each need (rows) in each compound (columns); suppressed cells left blank and marked."""
     rows = _rows(cells)
     needs = list(dict.fromkeys(label_of(r, lang, labels, "option_label") for r in rows))
@@ -356,17 +400,18 @@ def need_heatmap(cells: pd.DataFrame, labels: Mapping[str, str], lang: str, *, m
         hv[i][j] = hover(f"{labels.get('compound:' + str(r['group']), r['group'])} · {needs[i]}", lang, v,
                          r.get("ci_low"), r.get("ci_high"), r.get("n"), share=True, suppressed=sup,
                          min_cell=min_cell)
-    heatmap = go.Heatmap(z=z, x=xs, y=ys, text=tx, texttemplate="%{text}", textfont=dict(size=11), hovertext=hv,
+    heatmap = _trace("heatmap", z=z, x=xs, y=ys, text=tx, texttemplate="%{text}", textfont=dict(size=11), hovertext=hv,
                          hoverinfo="text", colorscale=SEQUENTIAL, zmin=0, zmax=100, xgap=2, ygap=2,
-                         hoverongaps=True, showscale=False, _validate=False)
+                         hoverongaps=True, showscale=False)
     return _figure(150 + 44 * len(needs), [heatmap], margin=dict(t=84, l=8, r=8, b=8),
                    xaxis=dict(side="top", tickangle=0, tickfont=dict(size=11)),
                    yaxis=dict(autorange="reversed", tickfont=dict(size=12)))
 
 
 # ---------------------------------------------------------------- 4. sample versus population
+@_chart
 def composition_bars(composition: pd.DataFrame, labels: Mapping[str, str], lang: str, *,
-                     min_cell: int = 5) -> go.Figure:
+                     min_cell: int = 5) -> dict:
     """Per variable level: sample share, weighted share and population share side by side."""
     rows = _rows(composition)
     cats = [wrap(f"{labels.get('var:' + str(r['variable']), r['variable'])}: "
@@ -394,7 +439,8 @@ def composition_bars(composition: pd.DataFrame, labels: Mapping[str, str], lang:
 
 
 # ---------------------------------------------------------------- 5. data-quality funnel
-def funnel_chart(funnel: pd.DataFrame, labels: Mapping[str, str], lang: str) -> go.Figure:
+@_chart
+def funnel_chart(funnel: pd.DataFrame, labels: Mapping[str, str], lang: str) -> dict:
     """Rows remaining after each cleaning rule (read → − rule … → kept), grouped bars per instrument."""
     rows = _rows(funnel)
     steps = list(dict.fromkeys(str(r["rule"]) for r in sorted(rows, key=lambda r: _num(r.get("step")) or 0)))
@@ -425,8 +471,9 @@ def funnel_chart(funnel: pd.DataFrame, labels: Mapping[str, str], lang: str) -> 
 
 
 # ---------------------------------------------------------------- 6. forest plot of effect sizes
+@_chart
 def forest_plot(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *, min_cell: int = 5,
-                alpha: float = 0.05) -> go.Figure:
+                alpha: float = 0.05) -> dict:
     """Effect size and its CI per comparison; filled markers where the adjusted p is under alpha."""
     rows = _rows(outcomes)
     titles = [wrap(f"{label_of(r, lang, labels)} · {labels.get('scope:' + str(r.get('scope')), r.get('scope'))}"
@@ -487,7 +534,7 @@ def _panels(n: int, titles: list[str], panel: int, gap: int = 46, top: int = 30,
         if i < len(titles):
             annotations.append(dict(text=titles[i], x=0, xref="paper", y=hi, yref="paper", xanchor="left",
                                     yanchor="bottom", showarrow=False, font=dict(size=12), align="left"))
-    return dict(template=THEME, height=height, annotations=annotations, **axes, **layout), refs
+    return dict(template=_template(), height=height, annotations=annotations, **axes, **layout), refs
 
 
 def _note(text_: str, x: Any, y: Any, xref: str, yref: str, short: bool) -> dict:
@@ -497,9 +544,10 @@ def _note(text_: str, x: Any, y: Any, xref: str, yref: str, short: bool) -> dict
 
 
 # ---------------------------------------------------------------- 7. pre → post dumbbells
+@_chart
 def dumbbell(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *, min_cell: int = 5,
              share_columns: frozenset[str] = frozenset(),
-             ranges: Mapping[str, tuple[float, float]] | None = None) -> go.Figure:
+             ranges: Mapping[str, tuple[float, float]] | None = None) -> dict:
     """One small panel per indicator: pre mean → post mean, each on its indicator's full scale
     (`ranges[indicator]` = the lowest and highest possible score), so a small change looks small."""
     rows = _rows(outcomes)
@@ -551,8 +599,9 @@ def dumbbell(outcomes: pd.DataFrame, labels: Mapping[str, str], lang: str, *, mi
 
 
 # ---------------------------------------------------------------- 8. quarterly trend lines with CI bands
+@_chart
 def trend_lines(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *, waves: list[str],
-                min_cell: int = 5, share_columns: frozenset[str] = frozenset()) -> go.Figure:
+                min_cell: int = 5, share_columns: frozenset[str] = frozenset()) -> dict:
     """One panel per (instrument, indicator): the estimate by wave with its CI as a band."""
     rows = _rows(estimates)
     series: dict[tuple[str, str], list[dict]] = {}
@@ -624,8 +673,9 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 # ---------------------------------------------------------------- 9. wellbeing bands
+@_chart
 def wellbeing_bands(estimates: pd.DataFrame, labels: Mapping[str, str], lang: str, *, waves: list[str],
-                    min_cell: int = 5, low_level: str = "1") -> go.Figure:
+                    min_cell: int = 5, low_level: str = "1") -> dict:
     """100% bars per wave: share in the low-wellbeing band (level `low_level`) and the rest."""
     rows = [r for r in _rows(estimates) if _level_str(r.get("level")) == low_level]
     by_wave = {str(r["wave"]): r for r in rows}
@@ -657,8 +707,9 @@ def wellbeing_bands(estimates: pd.DataFrame, labels: Mapping[str, str], lang: st
 MEASURES = ("activities", "attendances", "people")
 
 
+@_chart
 def outputs_vs_targets(services: pd.DataFrame, labels: Mapping[str, str], lang: str, *,
-                       expected_share: float | None = None, min_cell: int = 5) -> go.Figure:
+                       expected_share: float | None = None, min_cell: int = 5) -> dict:
     """Completion of each service line's annual targets (cumulative rows), one bar per measure."""
     rows = _rows(services)
     cats = [wrap(labels.get(f"line:{r['service_line']}", r["service_line"]), 8, 2) for r in rows]
@@ -682,10 +733,18 @@ def outputs_vs_targets(services: pd.DataFrame, labels: Mapping[str, str], lang: 
     fig = _figure(130 + 78 * len(rows), traces, barmode="group", bargap=0.22,
                   xaxis=dict(ticksuffix="%", rangemode="tozero"),
                   yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=cats), **_annotations(notes))
-    fig.add_vline(x=100, line=dict(color="#222222", width=1.5))
+    # the full target, and where the programme should be by now: vertical lines over the whole plot, as
+    # plotly's `add_vline` writes them (its annotation_position="top" label included)
+    layout = fig["layout"]
+    layout["shapes"] = [_vline(100, dict(color="#222222", width=1.5))]
     if expected_share is not None:
-        fig.add_vline(x=expected_share * 100, line=dict(color="#555555", width=1, dash="dash"),
-                      annotation=dict(text=esc(text("expected", lang, share=fmt(expected_share, True, 0))),
-                                      font=dict(size=11, color="#555555"), yanchor="bottom"),
-                      annotation_position="top")
+        x = expected_share * 100
+        layout["shapes"].append(_vline(x, dict(color="#555555", width=1, dash="dash")))
+        layout.setdefault("annotations", []).append(dict(
+            text=esc(text("expected", lang, share=fmt(expected_share, True, 0))), font=dict(size=11, color="#555555"),
+            x=x, xref="x", xanchor="center", y=1, yref="y domain", yanchor="bottom", showarrow=False))
     return fig
+
+
+def _vline(x: float, line: dict) -> dict:
+    return dict(type="line", x0=x, x1=x, xref="x", y0=0, y1=1, yref="y domain", line=line)

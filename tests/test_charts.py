@@ -218,8 +218,13 @@ def test_wrap_and_escape():
     assert "<script" not in wrapped and "&lt;" in wrapped and set(wrapped.replace("<br>", "")) >= set("&;lt")
 
 
-def _every_chart_kind() -> dict[str, object]:
-    """One figure of each chart kind, from small frames with a suppressed row and hostile text."""
+def _every_chart_kind(spec: bool = False) -> dict[str, object]:
+    """One figure of each chart kind, from small frames with a suppressed row and hostile text (with
+    `spec`, each as its plain dicts: `charts.<kind>.spec(...)`, what the report embeds)."""
+
+    def make(kind, *args, **kwargs):
+        return kind.spec(*args, **kwargs) if spec else kind(*args, **kwargs)
+
     waves = ["2024-needs", "2025Q1", "2025Q2"]
     needs = pd.DataFrame([{"wave": "2024-needs", "instrument": inst, "group_var": "", "group": "", "rank": 1,
                            "indicator": "needs__1", "option_label_zh": HOSTILE, "option_label_en": HOSTILE,
@@ -244,16 +249,16 @@ def _every_chart_kind() -> dict[str, object]:
     services = pd.DataFrame([{"wave": "cumulative", "service_line": "rights", "activities": 3, "attendances": 3,
                               "people": 3, "target_activities": 12, "target_attendances": 240, "target_people": 18}])
     return {
-        "likert_bars": charts.likert_bars(likert_frame(), LABELS, "zh"),
-        "needs_ranking": charts.needs_ranking(needs, LABELS, "en"),
-        "need_heatmap": charts.need_heatmap(cells, LABELS, "zh"),
-        "composition_bars": charts.composition_bars(composition, LABELS, "zh"),
-        "funnel_chart": charts.funnel_chart(funnel, LABELS, "en"),
-        "forest_plot": charts.forest_plot(outcomes, LABELS, "zh"),
-        "dumbbell": charts.dumbbell(outcomes, LABELS, "en", ranges={"safe_play_score": (1.0, 5.0)}),
-        "trend_lines": charts.trend_lines(trend, LABELS, "zh", waves=waves),
-        "wellbeing_bands": charts.wellbeing_bands(bands, LABELS, "en", waves=waves),
-        "outputs_vs_targets": charts.outputs_vs_targets(services, LABELS, "zh", expected_share=0.5),
+        "likert_bars": make(charts.likert_bars, likert_frame(), LABELS, "zh"),
+        "needs_ranking": make(charts.needs_ranking, needs, LABELS, "en"),
+        "need_heatmap": make(charts.need_heatmap, cells, LABELS, "zh"),
+        "composition_bars": make(charts.composition_bars, composition, LABELS, "zh"),
+        "funnel_chart": make(charts.funnel_chart, funnel, LABELS, "en"),
+        "forest_plot": make(charts.forest_plot, outcomes, LABELS, "zh"),
+        "dumbbell": make(charts.dumbbell, outcomes, LABELS, "en", ranges={"safe_play_score": (1.0, 5.0)}),
+        "trend_lines": make(charts.trend_lines, trend, LABELS, "zh", waves=waves),
+        "wellbeing_bands": make(charts.wellbeing_bands, bands, LABELS, "en", waves=waves),
+        "outputs_vs_targets": make(charts.outputs_vs_targets, services, LABELS, "zh", expected_share=0.5),
     }
 
 
@@ -270,3 +275,32 @@ def test_every_chart_kind_passes_plotly_validation():
             fig.update_layout(not_a_layout_property=1)
         with pytest.raises(ValueError):
             fig.update_traces(not_a_trace_property=1)
+
+
+def test_chart_dicts_are_plotlys_json():
+    """The report embeds each chart's plain dicts without plotly: plotly's Figure of them gives back the same
+    JSON (nothing dropped, renamed or coerced), and so does the theme as a plotly Template."""
+    from pipelines.report.document import figure_json
+    figures = _every_chart_kind()
+    for kind, spec in _every_chart_kind(spec=True).items():
+        assert figure_json(spec) == figure_json(go.Figure(spec)) == figure_json(figures[kind]), kind
+    assert charts.THEME.to_plotly_json() == charts._template()
+
+
+def test_target_lines_are_plotlys_vlines():
+    """outputs_vs_targets draws its target lines as plotly's `add_vline` does."""
+    services = pd.DataFrame([{"wave": "cumulative", "service_line": "rights", "activities": 3, "attendances": 3,
+                              "people": 3, "target_activities": 12, "target_attendances": 240, "target_people": 18}])
+    for expected in (0.5, None):
+        spec = charts.outputs_vs_targets.spec(services, LABELS, "zh", expected_share=expected)
+        layout = {k: v for k, v in spec["layout"].items() if k != "shapes"}
+        if expected is not None:
+            layout["annotations"] = layout["annotations"][:-1] or None
+        fig = go.Figure({"data": spec["data"], "layout": {k: v for k, v in layout.items() if v is not None}})
+        fig.add_vline(x=100, line=dict(color="#222222", width=1.5))
+        if expected is not None:
+            fig.add_vline(x=expected * 100, line=dict(color="#555555", width=1, dash="dash"),
+                          annotation=dict(text=spec["layout"]["annotations"][-1]["text"],
+                                          font=dict(size=11, color="#555555"), yanchor="bottom"),
+                          annotation_position="top")
+        assert fig.to_plotly_json()["layout"] == go.Figure(spec).to_plotly_json()["layout"]

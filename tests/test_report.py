@@ -18,7 +18,7 @@ from pipelines.config import load_config
 from pipelines.indicators import outcomes_for
 from pipelines.report import ReportContext, build_report, publish_quarter, quarter_entry, write_index
 from pipelines.report.builder import plotly_js
-from pipelines.report.tables import csv_text
+from pipelines.report.tables import csv_bytes, csv_text, for_output
 from pipelines.report.text import LANGS, load_strings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -418,6 +418,16 @@ def test_csv_text_is_pandas_to_csv():
     })
     for part in (frame, frame.iloc[:0], frame[["text", "float"]], frame.assign(mixed=[1, "a"] * (n // 2))):
         assert csv_text(part) == part.to_csv(index=False, lineterminator="\n")
+        # a published CSV: counts as integers, formula-like text defused (as the cells are quoted)
+        part = part.assign(n=np.linspace(0, 9.2, len(part)))
+        published = for_output("t", part).to_csv(index=False, lineterminator="\n")
+        assert csv_bytes("t", part) == b"\xef\xbb\xbf" + published.encode("utf-8")
+        assert "'=1+1" in published or part.empty
+    rng = np.random.default_rng(7)   # floats of every magnitude, and round ones, as pandas prints them
+    floats = rng.random(4000) * 10.0 ** rng.integers(-30, 30, 4000)
+    floats = np.concatenate([floats, -floats, np.round(floats, 3), [1e15, 9999999999999998.0, 1e-4, 5e-324]])
+    many = pd.DataFrame({"x": floats, "y": "a"})
+    assert csv_text(many) == many.to_csv(index=False, lineterminator="\n")
 
 
 def test_network_free_is_the_scheme_regex():
@@ -436,3 +446,34 @@ def test_network_free_is_the_scheme_regex():
     for unsafe in ("xhttp://a", "a_ftp://b", "1https://c", "héllo_http://", "a" * 40 + "http://"):
         with pytest.raises(RuntimeError):
             network_free(unsafe)
+
+
+def test_appendix_sheet_cells_are_xlsxwriters():
+    """The appendix's worksheets write plain cells' XML themselves: the same bytes as xlsxwriter's own,
+    with cell, row and column formats, and the cells they leave to xlsxwriter (formulas, blanks)."""
+    import datetime as dt
+    import io
+
+    import xlsxwriter
+
+    from pipelines.report.tables import _Sheet
+
+    def book(sheet_class) -> bytes:
+        buffer = io.BytesIO()
+        wb = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
+        wb.set_properties({"created": dt.datetime(2025, 1, 1)})
+        bold, grey = wb.add_format({"bold": True}), wb.add_format({"italic": True})
+        ws = wb.add_worksheet("t", sheet_class)
+        ws.set_column(1, 1, 12, grey)
+        ws.set_row(3, 20, bold)
+        ws.set_column(2, 3, 14)
+        for r, value in enumerate([1, -2.5, 1e-300, 123456789.123456789, 0.1 + 0.2, 10**17, "a&b<c>\"d\"",
+                                   " padded ", "中文", True, False]):
+            for c in range(4):
+                ws.write(r, c, value, bold if (r + c) % 3 == 0 else None)
+        ws.write_formula(12, 0, "=1+1")
+        ws.write_blank(12, 1, None, bold)
+        wb.close()
+        return buffer.getvalue()
+
+    assert book(_Sheet) == book(None)

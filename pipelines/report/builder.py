@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable
 
 import jinja2
-from plotly.offline import get_plotlyjs
 
 from pipelines.report import results, sections
 from pipelines.report.context import ReportContext, prepare
@@ -36,6 +35,7 @@ TRAILING_WORD = re.compile(r"\w*\Z")
 @cache
 def plotly_js() -> str:
     """plotly.js with every `scheme://` in its strings and comments written `scheme:\\/\\/` (same value)."""
+    from plotly.offline import get_plotlyjs   # (plotly itself is not needed to render a report: see charts.py)
     js = network_free(get_plotlyjs())
     if "</script" in js.lower():
         raise RuntimeError("plotly.js could not be made network-free for inlining")
@@ -117,6 +117,9 @@ def publish_quarter(out_dir: Path, context: ReportContext, submit: Callable | No
     """
     out_dir = Path(out_dir)
     tables = prepare(context)
+    from pipelines.report import longitudinal
+    if longitudinal.has_tables(context):   # prepared once, for both reports and the workbook
+        tables = {**tables, **longitudinal.prepare(context)}
     others = (submit or _here)(other_parts, context, tables)
     first, *rest = LANGS
     written = [write_atomic(out_dir / REPORT_FILES[first], report_bytes(context, tables, first))]
@@ -141,7 +144,7 @@ def other_parts(context: ReportContext, tables: dict) -> tuple[dict[str, bytes],
     _, end = quarter_dates(context.config, context.quarter)
     created = dt.date.fromisoformat(end) if end else None
     from pipelines.report import longitudinal
-    extra = longitudinal.prepare(context) if longitudinal.has_tables(context) else None
+    extra = longitudinal.prepared(context, tables) if longitudinal.has_tables(context) else None
     appendix = workbook_bytes(tables, context.quarter, created, context.min_cell, extra)
     return {lang: report_bytes(context, tables, lang) for lang in LANGS[1:]}, appendix
 

@@ -148,25 +148,38 @@ def _estimates(est: pd.DataFrame, ctx: ReportContext) -> pd.DataFrame:
     small = est["n"].notna() & (est["n"] < ctx.min_cell)
     est["suppressed"] = est["suppressed"] | small
     est.loc[est["suppressed"], ESTIMATE_NUMBERS] = np.nan
-    keys = list(zip(est["instrument"], est["indicator"]))
-    questions = {k: _question(ctx.books[k[0]], k[1]) if k[0] in ctx.books else None for k in set(keys)}
+    # labels, lines and question names are looked up once per distinct key (a few thousand), not per row
+    codes, keys = _distinct_rows(est, ["instrument", "indicator"])
+    questions = [_question(ctx.books[inst], ind) if inst in ctx.books else None for inst, ind in keys]
+    lcodes, lkeys = _distinct_rows(est, ["instrument", "indicator", "level", "stat"])
     for lang in ("zh", "en"):
-        names = {k: column_label(ctx.books.get(k[0]), k[1], lang) for k in questions}
-        fill = pd.Series([names[k] for k in keys], index=est.index, dtype=object)
-        est[f"label_{lang}"] = est[f"label_{lang}"].where(est[f"label_{lang}"] != "", fill)
-        lkeys = list(zip(est["instrument"], est["indicator"], est["level"], est["stat"]))
-        levels = {k: level_label(ctx.books.get(k[0]), k[1], k[2], lang) if k[3] == "proportion" else ""
-                  for k in set(lkeys)}
-        fill = pd.Series([levels[k] for k in lkeys], index=est.index, dtype=object)
-        col = f"level_label_{lang}"
-        est[col] = est[col].where(est[col] != "", fill)
-    line = pd.Series([questions[k].service_line if questions[k] is not None else "" for k in keys],
-                     index=est.index, dtype=object)
-    qname = pd.Series([questions[k].name if questions[k] is not None else "" for k in keys],
-                      index=est.index, dtype=object)
-    est["service_line"] = est["service_line"].where(est["service_line"] != "", line)
-    est["question"] = est["question"].where(est["question"] != "", qname)
+        names = [column_label(ctx.books.get(inst), ind, lang) for inst, ind in keys]
+        _fill_empty(est, f"label_{lang}", names, codes)
+        levels = [level_label(ctx.books.get(inst), ind, level, lang) if stat == "proportion" else ""
+                  for inst, ind, level, stat in lkeys]
+        _fill_empty(est, f"level_label_{lang}", levels, lcodes)
+    _fill_empty(est, "service_line", [q.service_line if q is not None else "" for q in questions], codes)
+    _fill_empty(est, "question", [q.name if q is not None else "" for q in questions], codes)
     return est
+
+
+def _distinct_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[tuple]]:
+    """Each row's position among the distinct value tuples of `columns`, and those tuples: the columns'
+    factorized codes combined as integers (no tuple per row is made)."""
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for col in columns:
+        codes, uniques = pd.factorize(frame[col])
+        combined = pd.factorize(combined * (len(uniques) + 1) + codes)[0]   # (renumbered: stays small)
+    first = np.unique(combined, return_index=True)[1]     # the first row of each distinct tuple, by code
+    return combined, list(zip(*(frame[col].to_numpy()[first] for col in columns)))
+
+
+def _fill_empty(frame: pd.DataFrame, column: str, per_key: list, codes: np.ndarray) -> None:
+    """`frame[column]`'s empty cells filled with `per_key[code]` of their row."""
+    values = np.empty(len(per_key), dtype=object)
+    values[:] = per_key
+    fill = pd.Series(values[codes], index=frame.index, dtype=object)
+    frame[column] = frame[column].where(frame[column] != "", fill)
 
 
 def _question(book: Codebook, column: str):

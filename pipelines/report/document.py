@@ -10,11 +10,10 @@ import json
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from pipelines.charts import is_suppressed
 from pipelines.codebook import Codebook
@@ -22,6 +21,9 @@ from pipelines.frames import records
 from pipelines.indicators import Outcome, outcomes_for
 from pipelines.report.context import ReportContext
 from pipelines.report.text import Strings, count, interval, label_map, number, short, value
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 INSTRUMENT_ORDER = ("parent", "child", "community", "activity")
 SCOPE_ORDER = {"panel": 0, "cross_section": 1, "activity": 2}
@@ -53,9 +55,11 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def figure_json(fig: go.Figure) -> str:
-    """The figure as JSON text safe inside <script type="application/json">: sorted keys, no raw < > &."""
-    text = json.dumps(_plain(fig.to_plotly_json()), sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+def figure_json(fig: dict | go.Figure) -> str:
+    """The figure (a chart's dicts, `charts.<kind>.spec(...)`, or a plotly Figure) as JSON text safe inside
+    <script type="application/json">: sorted keys, no raw < > &."""
+    spec = fig if isinstance(fig, dict) else fig.to_plotly_json()
+    text = json.dumps(_plain(spec), sort_keys=True, ensure_ascii=False, separators=(",", ":"),
                       allow_nan=False)
     return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
@@ -85,10 +89,11 @@ class Doc:
         self._outcome_views: dict[tuple[str, str | None], pd.DataFrame] = {}
 
     # ------------------------------------------------------------ blocks
-    def chart(self, title: str, takeaway: str, fig: go.Figure, table: Table) -> dict:
+    def chart(self, title: str, takeaway: str, fig: dict | go.Figure, table: Table) -> dict:
         self.n_charts += 1
+        height = fig["layout"].get("height") if isinstance(fig, dict) else fig.layout.height
         return {"kind": "chart", "id": f"chart-{self.n_charts:02d}", "title": title, "takeaway": takeaway,
-                "height": int(fig.layout.height or 420), "json": figure_json(fig), "table": table}
+                "height": int(height or 420), "json": figure_json(fig), "table": table}
 
     def para(self, text: str) -> dict:
         return {"kind": "para", "text": text}

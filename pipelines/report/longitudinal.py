@@ -112,8 +112,15 @@ def tables(doc: Doc) -> dict[str, pd.DataFrame] | None:
     if not has_tables(doc.ctx):
         return None
     if not hasattr(doc, "_longitudinal"):
-        doc._longitudinal = prepare(doc.ctx)
+        doc._longitudinal = prepared(doc.ctx, doc.tables)
     return doc._longitudinal
+
+
+def prepared(ctx: ReportContext, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The three tables as `prepare(ctx)` gives them: those among the report's prepared `tables` (publishing
+    prepares them once for both languages and the workbook: `builder.publish_quarter`), else made now."""
+    given = {name: tables[name] for name in COLUMNS if name in tables}
+    return given if len(given) == len(COLUMNS) else prepare(ctx)
 
 
 def _report_wave(doc: Doc, frame: pd.DataFrame, column: str) -> str | None:

@@ -56,7 +56,7 @@ def outputs(doc: Doc) -> list[dict]:
     if cum.empty:
         return blocks + [doc.no_data()]
     expected = expected_share(doc)
-    fig = charts.outputs_vs_targets(cum, doc.labels, doc.lang, expected_share=expected, min_cell=doc.min_cell)
+    fig = charts.outputs_vs_targets.spec(cum, doc.labels, doc.lang, expected_share=expected, min_cell=doc.min_cell)
     ok = [r for r in records(cum) if number(r["completion_attendances"]) is not None]
     takeaway = ""
     if ok:
@@ -122,7 +122,7 @@ def outcomes(doc: Doc) -> list[dict]:
         blocks.append(doc.no_data())
     else:
         forest = shown[shown["effect_size_name"].isin(ZERO_CENTRED) | shown["suppressed"]]
-        fig = charts.forest_plot(doc.with_instrument(forest), doc.labels, doc.lang, min_cell=doc.min_cell, alpha=doc.alpha)
+        fig = charts.forest_plot.spec(doc.with_instrument(forest), doc.labels, doc.lang, min_cell=doc.min_cell, alpha=doc.alpha)
         ok = [r for r in records(forest) if not is_outcome_suppressed(r) and number(r["effect_size"]) is not None]
         takeaway = ""
         if ok:
@@ -147,7 +147,7 @@ def wellbeing(doc: Doc) -> list[dict]:
         return []
     col = rows["indicator"].iloc[0]
     rows = rows[(rows["indicator"] == col) & (rows["instrument"] == rows["instrument"].iloc[0])]
-    fig = charts.wellbeing_bands(rows, doc.labels, doc.lang, waves=doc.wave_order, min_cell=doc.min_cell)
+    fig = charts.wellbeing_bands.spec(rows, doc.labels, doc.lang, waves=doc.wave_order, min_cell=doc.min_cell)
     ones = sorted([r for r in records(rows) if r["level"] == "1"], key=lambda r: doc.wave_rank(r["wave"]))
     ok = [r for r in ones if number(r["estimate"]) is not None]
     takeaway = T("outcomes.wellbeing_takeaway", first_wave=doc.wave(ok[0]["wave"], True), first=pct(ok[0]["estimate"]),
@@ -177,7 +177,7 @@ def satisfaction(doc: Doc) -> list[dict]:
             frames.append(it["rows"].assign(**{f"label_{doc.lang}": label,
                                                "indicator": f"{it['instrument']}:{it['indicator']}"}))
             it["display"] = label
-        fig = charts.likert_bars(pd.concat(frames, ignore_index=True), doc.labels, doc.lang, min_cell=doc.min_cell)
+        fig = charts.likert_bars.spec(pd.concat(frames, ignore_index=True), doc.labels, doc.lang, min_cell=doc.min_cell)
         shown = [it for it in items if it["share"] is not None]
         takeaway = ""
         if shown:
@@ -211,7 +211,7 @@ def methods(doc: Doc) -> list[dict]:
     if fq.empty:
         blocks += [doc.sub(T("methods.funnel_title", wave=doc.wave(doc.quarter, True))), doc.no_data()]
     else:
-        fig = charts.funnel_chart(fq, doc.labels, doc.lang)
+        fig = charts.funnel_chart.spec(fq, doc.labels, doc.lang)
         read = fq.loc[fq["rule"] == "read", "rows"].sum()
         kept = fq.loc[fq["rule"] == "kept", "rows"].sum()
         rules = fq[~fq["rule"].isin(["read", "kept"])].groupby("rule", sort=False)["rows"].sum()
@@ -252,7 +252,7 @@ def _weighting(doc: Doc) -> list[dict]:
     comp = doc.tables["composition"]
     cq = comp[comp["wave"] == doc.quarter]
     for inst, grp in cq.groupby("instrument", sort=False):
-        fig = charts.composition_bars(grp, doc.labels, doc.lang, min_cell=doc.min_cell)
+        fig = charts.composition_bars.spec(grp, doc.labels, doc.lang, min_cell=doc.min_cell)
         ok = [r for r in records(grp) if number(r["sample_share"]) is not None and number(r["population_share"]) is not None]
         takeaway = ""
         if ok:

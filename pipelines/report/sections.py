@@ -136,7 +136,7 @@ def baseline_needs(doc: Doc) -> list[dict]:
     whole = needs[needs["group_var"] == ""]
     blocks = []
     if not whole.empty:
-        fig = charts.needs_ranking(whole, doc.labels, doc.lang, min_cell=doc.min_cell)
+        fig = charts.needs_ranking.spec(whole, doc.labels, doc.lang, min_cell=doc.min_cell)
         ranked = whole[whole["estimate"].notna()].groupby(f"option_label_{doc.lang}", sort=False)["estimate"] \
             .mean().sort_values(ascending=False, kind="stable")
         takeaway = T("background.needs_takeaway", top=ranked.index[0], share=pct(ranked.iloc[0]),
@@ -158,7 +158,7 @@ def baseline_needs(doc: Doc) -> list[dict]:
         cells = by_compound[by_compound["instrument"] == inst]
         order = {c.id: i for i, c in enumerate(doc.ctx.config.compounds)}
         cells = cells.assign(_o=cells["group"].map(order).fillna(99)).sort_values(["_o"], kind="stable")
-        fig = charts.need_heatmap(cells, doc.labels, doc.lang, min_cell=doc.min_cell)
+        fig = charts.need_heatmap.spec(cells, doc.labels, doc.lang, min_cell=doc.min_cell)
         ok = cells[cells["estimate"].notna()]
         takeaway = ""
         if not ok.empty:
@@ -213,7 +213,7 @@ def service_line(doc: Doc, line) -> list[dict]:
     latest = doc.latest_outcomes(line.id)
     if not latest.empty:
         shown = doc.headline_outcomes(line.id)
-        fig = charts.dumbbell(doc.with_instrument(shown), doc.labels, doc.lang, min_cell=doc.min_cell,
+        fig = charts.dumbbell.spec(doc.with_instrument(shown), doc.labels, doc.lang, min_cell=doc.min_cell,
                               share_columns=doc.share_columns, ranges=doc.ranges)
         recs = [r for r in records(latest) if not is_outcome_suppressed(r)]
         better = sum(doc.improved(r) == 1 for r in recs)
@@ -252,7 +252,7 @@ def _indicator_table(doc: Doc, keys: pd.DataFrame) -> Table:
 
 def _trend(doc: Doc, line, keys: pd.DataFrame) -> dict:
     T = doc.T
-    fig = charts.trend_lines(_display(doc, keys), doc.labels, doc.lang, waves=doc.wave_order,
+    fig = charts.trend_lines.spec(_display(doc, keys), doc.labels, doc.lang, waves=doc.wave_order,
                              min_cell=doc.min_cell, share_columns=doc.share_columns)
     takeaway, rows = "", []
     # the trend model's estimate against the baseline beside each wave's weighted estimate (a column only
@@ -299,7 +299,7 @@ def _likert_charts(doc: Doc, line) -> list[dict]:
         if cells.empty:
             continue
         stem = _likert_stem(doc, doc.book(inst), group, names)
-        fig = charts.likert_bars(_display(doc, cells), doc.labels, doc.lang, min_cell=doc.min_cell)
+        fig = charts.likert_bars.spec(_display(doc, cells), doc.labels, doc.lang, min_cell=doc.min_cell)
         positive, upper = _positive_shares(doc, cells)
         takeaway = ""
         if positive:

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xlsxwriter
+from xlsxwriter.utility import xl_rowcol_to_cell_fast
+from xlsxwriter.worksheet import Worksheet
 
 from pipelines.report.context import ESTIMATE_NUMBERS, OUTCOME_NUMBERS, TABLE_COLUMNS, TABLES, map_distinct
 from pipelines.report.text import Strings, load_strings
@@ -48,23 +50,27 @@ def _defuse(value):
     return value
 
 
-def for_output(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+def for_output(name: str, frame: pd.DataFrame, defuse: bool = True) -> pd.DataFrame:
+    """The table as published: integer columns as integers, and (unless `defuse` is false: the caller
+    does it) text cells that a spreadsheet would run as a formula behind an apostrophe."""
     out = frame.copy()
     for col in out.columns:
         if col in INTEGER_COLUMNS:
             out[col] = out[col].round().astype("Int64")
-        elif out[col].dtype == object:
+        elif defuse and out[col].dtype == object:
             out[col] = map_distinct(out[col], _defuse)
     return out
 
 
 def csv_bytes(name: str, frame: pd.DataFrame) -> bytes:
-    text = csv_text(for_output(name, frame))
+    text = csv_text(for_output(name, frame, defuse=False), text=_defuse)   # (defused as they are quoted)
     return b"\xef\xbb\xbf" + text.encode("utf-8")
 
 
-def csv_text(frame: pd.DataFrame) -> str:
-    """`frame.to_csv(index=False, lineterminator="\\n")`, the same text, assembled column by column.
+def csv_text(frame: pd.DataFrame, text=None) -> str:
+    """`frame.to_csv(index=False, lineterminator="\\n")`, the same text, assembled column by column;
+    `text(value)`, if given, first replaces each value of the text (object) columns, as
+    `map_distinct(column, text)` would.
 
     pandas formats every cell on its own and hands each row to the csv module; the report's tables
     (estimates.csv: tens of thousands of rows) repeat a few thousand distinct labels, so each distinct
@@ -72,29 +78,41 @@ def csv_text(frame: pd.DataFrame) -> str:
     them (floats with numpy's `astype(str)`, missing as empty); a table with a column type not handled
     here, or fewer than two columns (the csv module quotes a lone empty field), goes to pandas."""
     if len(frame.columns) < 2 or not frame.columns.map(lambda c: isinstance(c, str)).all():
-        return frame.to_csv(index=False, lineterminator="\n")
+        return _to_csv(frame, text)
     fields = []
     for _, column in frame.items():
-        cells = _csv_cells(column)
+        cells = _csv_cells(column, text)
         if cells is None:
-            return frame.to_csv(index=False, lineterminator="\n")
+            return _to_csv(frame, text)
         fields.append(cells)
     header = ",".join(_csv_quote(c) for c in frame.columns)
     return "\n".join([header, *map(",".join, zip(*fields))]) + "\n"
 
 
-def _csv_cells(column: pd.Series) -> list[str] | None:
-    """One column's CSV fields as pandas writes them, or None for a type left to pandas."""
+def _to_csv(frame: pd.DataFrame, text=None) -> str:
+    if text is not None:
+        frame = frame.assign(**{col: map_distinct(frame[col], text) for col in frame.columns
+                                if frame[col].dtype == object})
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _csv_cells(column: pd.Series, text=None) -> list[str] | None:
+    """One column's CSV fields as pandas writes them (text columns through `text` first), or None for a
+    type left to pandas."""
     dtype = column.dtype
     if dtype == object:
         if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
             return None
-        return map_distinct(column, lambda v: "" if v is None else _csv_quote(v)).tolist()
+        if text is None:
+            return map_distinct(column, lambda v: "" if v is None else _csv_quote(v)).tolist()
+        return map_distinct(column, lambda v: "" if v is None else _csv_quote(text(v))).tolist()
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
-        # each distinct value (by its bits: 0.0 and -0.0 print differently) formatted once, as pandas does
+        # each distinct value (by its bits: 0.0 and -0.0 print differently) formatted once; pandas formats
+        # with numpy's `astype(str)`, the shortest text that reads back as the same float, as Python's
+        # float repr is (the same text; a third quicker)
         values = column.to_numpy(dtype=np.float64)
         codes, distinct = pd.factorize(values.view(np.int64))
-        text = distinct.view(np.float64).astype(str).astype(object)[codes]
+        text = np.array(list(map(float.__repr__, distinct.view(np.float64).tolist())), dtype=object)[codes]
         text[np.isnan(values)] = ""
         return text.tolist()
     if isinstance(dtype, np.dtype) and dtype.kind in "biu":
@@ -151,6 +169,32 @@ def collector_paused():
             gc.enable()
 
 
+class _Sheet(Worksheet):
+    """xlsxwriter's worksheet, writing the XML of a plain cell (a number, a shared string or a boolean)
+    in one step: xlsxwriter's general `_write_cell` builds and escapes a list of attributes per cell, about
+    a third of the appendix's time (~160,000 cells). The text is the same (a cell reference and a format
+    number need no escaping: tests/test_report.py compares with xlsxwriter's own); any other cell, and a
+    sheet in constant-memory mode, goes to xlsxwriter's own writer."""
+
+    def _write_cell(self, row: int, col: int, cell) -> None:
+        kind = type(cell).__name__
+        if kind not in ("Number", "String", "Boolean") or self.constant_memory:
+            return super()._write_cell(row, col, cell)
+        style = cell.format   # the cell's format, else its row's, else its column's (as xlsxwriter does)
+        if not style:
+            info = self.row_info.get(row)
+            style = info.row_format if info is not None and info.row_format else None
+            if style is None and col in self.col_info:
+                style = self.col_info[col].column_format
+        attrs = f'r="{xl_rowcol_to_cell_fast(row, col)}"' + (f' s="{style._get_xf_index()}"' if style else "")
+        if kind == "Number":
+            self.fh.write(f"<c {attrs}><v>{cell.number:.16G}</v></c>")
+        elif kind == "String":
+            self.fh.write(f'<c {attrs} t="s"><v>{cell.string}</v></c>')
+        else:
+            self.fh.write(f'<c {attrs} t="b"><v>{"" if cell.boolean is None else cell.boolean}</v></c>')
+
+
 def _workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.date | None, min_cell: int,
                     extra: dict[str, pd.DataFrame] | None) -> bytes:
     zh, en = Strings("zh"), Strings("en")
@@ -165,7 +209,7 @@ def _workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.d
     head = book.add_format({"bold": True, "bg_color": "#E8EEF4", "text_wrap": True, "valign": "top"})
     wrap = book.add_format({"text_wrap": True, "valign": "top"})
     grey = book.add_format({"font_color": "#7A7A7A", "italic": True})
-    sheet = book.add_worksheet(f"{zh('definitions.sheet')} {en('definitions.sheet')}")
+    sheet = book.add_worksheet(f"{zh('definitions.sheet')} {en('definitions.sheet')}", _Sheet)
     header = [f"{zh('definitions.col_table')} {en('definitions.col_table')}",
               f"{zh('definitions.col_column')} {en('definitions.col_column')}",
               zh("definitions.col_meaning"), en("definitions.col_meaning")]
@@ -186,7 +230,7 @@ def _workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.d
             sheet.write(len(definitions) + 3, 0, f"{zh('definitions.estimates_subset')} / "
                         f"{en('definitions.estimates_subset')}", grey)
         frame = for_output(name, frame)
-        ws = book.add_worksheet(name)
+        ws = book.add_worksheet(name, _Sheet)
         ws.write_row(0, 0, list(frame.columns), head)
         suppressed = frame["suppressed"].to_numpy(dtype=bool) if "suppressed" in frame.columns else None
         for c, col in enumerate(frame.columns):
@@ -202,30 +246,36 @@ def _workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.d
 def _write_column(ws, c: int, series: pd.Series, marker: str | None, suppressed, grey) -> None:
     """One column, typed once: booleans, numbers (±inf as text, as in the CSV) or strings; an empty cell of
     a suppressed row gets the suppression marker instead of staying blank. Cells are written top to bottom
-    (the workbook numbers its shared strings in the order they are first written)."""
+    (the workbook numbers its shared strings in the order they are first written), through xlsxwriter's
+    undecorated writers: its `write_*` methods only add A1-notation handling on top, and a quarter's
+    appendix has ~160,000 cells."""
     values = series.tolist()
+    write_string = getattr(ws, "_write_string", ws.write_string)
     if series.dtype == bool:
-        write_boolean = ws.write_boolean
+        write_boolean = getattr(ws, "_write_boolean", ws.write_boolean)
         for r, v in enumerate(values, start=1):
             write_boolean(r, c, v)
         return
+    marked = suppressed if marker is not None else None
+    write_number = getattr(ws, "_write_number", ws.write_number)
     if pd.api.types.is_numeric_dtype(series.dtype):
         numbers = series.to_numpy(dtype=float, na_value=np.nan)
-        blank, infinite = np.isnan(numbers).tolist(), np.isinf(numbers).tolist()
-        write_number = ws.write_number
-        for r, (v, empty, inf) in enumerate(zip(values, blank, infinite), start=1):
-            if empty:
-                if marker is not None and suppressed is not None and suppressed[r - 1]:
-                    ws.write_string(r, c, marker, grey)
-            elif inf:
-                ws.write_string(r, c, "inf" if v > 0 else "-inf")
-            else:
+        special = ~np.isfinite(numbers)
+        if not special.any():
+            for r, v in enumerate(values, start=1):
                 write_number(r, c, v)
+            return
+        for r, (v, odd) in enumerate(zip(values, special.tolist()), start=1):
+            if not odd:
+                write_number(r, c, v)
+            elif v is not None and v is not pd.NA and not math.isnan(v):
+                write_string(r, c, "inf" if v > 0 else "-inf")
+            elif marked is not None and marked[r - 1]:
+                write_string(r, c, marker, grey)
         return
-    write_string = ws.write_string
     for r, v in enumerate(values, start=1):
         if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or v == "":
-            if marker is not None and suppressed is not None and suppressed[r - 1]:
+            if marked is not None and marked[r - 1]:
                 write_string(r, c, marker, grey)
         elif isinstance(v, (bool, np.bool_)):
             ws.write_boolean(r, c, bool(v))
