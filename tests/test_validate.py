@@ -387,3 +387,42 @@ def test_column_checks_of_a_rule_run_as_one_gx_expectation_over_cells(good, chil
     row = table.set_index(["expectation", "column"]).loc[("code_in_choices", "gender")]
     assert row["unexpected_count"] == 2 and row["details"].endswith("e.g. 9, 7")
     assert not result.success and result.statistics["unsuccessful_expectations"] == 1
+
+
+def test_gx_builds_each_configuration_once_per_object_while_validating(child, config, session):
+    """`_configurations_memoised`: GX 1.x builds an expectation's configuration anew on every access (~110 per
+    expectation validated); inside the block each object builds it once, the same as GX's; after it, GX's own
+    property is back."""
+    spec = next(s for s in v.build_suite(child, config) if s.name == "code_in_choices")
+    expectation = session._expectation(spec)
+    fresh = expectation.configuration
+    assert expectation.configuration is not fresh
+    with v._configurations_memoised():
+        memo = expectation.configuration
+        assert expectation.configuration is memo and memo.to_json_dict() == fresh.to_json_dict()
+        assert memo.kwargs["value_set"] == list(spec.kwargs["value_set"])
+        assert session._expectation(spec).configuration is not memo  # another object: its own
+    assert expectation.configuration is not expectation.configuration
+
+
+def test_data_docs_views_compile_each_template_once(books, config, tmp_path, monkeypatch):
+    """GX's Data Docs views (suites, results, index) each have a Jinja environment; they share compiled
+    templates, so a build compiles each template at most once and a later build in the process none."""
+    import jinja2
+    compiled, original = [], jinja2.Environment.compile
+
+    def compile(self, source, name=None, *args, **kwargs):
+        if name is not None:  # (not GX's inline string templates)
+            compiled.append(name)
+        return original(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", compile)
+    frames = {(WAVE, "activity"): clean_frame(books["activity"], config)}
+    v.run_validation(frames, books, config, tmp_path / "first")
+    assert "page.j2" in compiled or not compiled  # (none if an earlier test built Data Docs in this process)
+    assert len(compiled) == len(set(compiled))
+    before = len(compiled)
+    v.run_validation(frames, books, config, tmp_path / "second")
+    assert len(compiled) == before
+    assert len(list((tmp_path / "second").glob("validations/**/*.html"))) == 1
+    assert (tmp_path / "second" / "expectations" / "activity.html").exists()
