@@ -5,6 +5,7 @@ Nothing is written until every stage has succeeded: a critical validation failur
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +168,11 @@ def compute_keys(state: RunState) -> list[tuple[str, str, Path]]:
     return tables
 
 
+def _folder_bytes(folder: str) -> int:
+    """The size of a table's raw files: its share of the run's work, near enough to schedule by."""
+    return sum(entry.stat().st_size for entry in os.scandir(folder) if entry.is_file())
+
+
 def process_tables(state: RunState, progress=None, helper=None) -> None:
     """Ingest, clean, weight and analyse every (wave, instrument) of the run, reusing unchanged tables' results;
     shared with the run's helper process (`pipelines.worker`) when there is one."""
@@ -188,8 +194,12 @@ def process_tables(state: RunState, progress=None, helper=None) -> None:
 
     if helper is not None and jobs:
         helper.warm_up()
-    results = helper.map_tables(jobs, compute) if helper is not None and len(jobs) > 1 else \
-        [compute(job) for job in jobs]
+    if helper is not None and len(jobs) > 1:  # largest first: the two processes then finish close together
+        largest = sorted(range(len(jobs)), key=lambda i: -_folder_bytes(jobs[i][2]))
+        shared = helper.map_tables([jobs[i] for i in largest], compute)
+        results = [result for _, result in sorted(zip(largest, shared), key=lambda pair: pair[0])]
+    else:
+        results = [compute(job) for job in jobs]
     for (wave_id, instrument, _), result in zip(jobs, results):
         state.tables[(wave_id, instrument)] = result
         if state.cache:

@@ -20,10 +20,12 @@ instead of hanging.
 from __future__ import annotations
 
 import atexit
+import collections
 import concurrent.futures
 import concurrent.futures.process
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
@@ -164,6 +166,7 @@ class Helper:
         self.broken = False  # the helper died (or could not start): its work is done here instead
         self.seconds: dict[str, float] = {}  # the helper's own stages (validation, Data Docs), once known
         self._warming = False
+        self._warm: concurrent.futures.Future | None = None  # the GX import, once submitted
         if self.forked:  # fork now, before this process starts any thread (the pool's own, a progress bar)
             sys.stdout.flush()
             sys.stderr.flush()
@@ -205,15 +208,54 @@ class Helper:
         follows the tables. Called whenever some table is computed, so its validation is not cached."""
         if not self._warming:
             self._warming = True
-            self._submit(_warm_up)
+            self._warm = self._submit(_warm_up)
 
     def map_tables(self, jobs: list, compute: Callable) -> list:
-        """`compute(job)` for every job, shared with the helper: it works from the back of the list, this
-        process from the front, and neither computes a table the other has started."""
+        """`compute(job)` for every job, shared with the helper: both take the next job nobody has taken from
+        the front of the list, the helper whenever it is free (after its GX import). Given the largest jobs
+        first, the last ones are small, so neither process waits long for the other at the end.
+
+        Jobs are handed to the helper one at a time by a feeder thread, woken by the helper's finished
+        futures: a job queued in a process pool early would be reserved by the helper while it still imports."""
         self.warm_up()
-        futures = [self._submit(_table, job) for job in reversed(jobs)][::-1]
-        return [compute(job) if future is None or self.broken or future.cancel() else
-                self._result(future, compute, job) for job, future in zip(jobs, futures)]
+        lock = threading.Lock()
+        left = collections.deque(range(len(jobs)))
+        taken: dict[int, concurrent.futures.Future] = {}
+        free: queue.SimpleQueue = queue.SimpleQueue()  # one item per time the helper is free; None: stop
+
+        def feed() -> None:
+            while free.get() is not None:
+                with lock:
+                    if not left or self.broken:
+                        return
+                    i = left.popleft()
+                    future = self._submit(_table, jobs[i])
+                    if future is None:  # the helper is gone: this process takes the job back
+                        left.appendleft(i)
+                        return
+                    taken[i] = future
+                future.add_done_callback(lambda _: free.put(True))
+
+        feeder = threading.Thread(target=feed, name="tongxing-feeder", daemon=True)
+        feeder.start()
+        if self._warm is None:
+            free.put(True)
+        else:
+            self._warm.add_done_callback(lambda _: free.put(True))
+        results = {}
+        try:
+            while True:
+                with lock:
+                    if not left:
+                        break
+                    i = left.popleft()
+                results[i] = compute(jobs[i])
+        finally:
+            free.put(None)
+            feeder.join()
+        for i, future in taken.items():
+            results[i] = self._result(future, compute, jobs[i])
+        return [results[i] for i in range(len(jobs))]
 
     def validate(self, frames, docs_dir: Path, keys: dict[str, str], use_cache: bool = True) -> None:
         """Validate, then build the Data Docs: the table is ready (`validation()`) before the docs are
