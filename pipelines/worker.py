@@ -132,6 +132,12 @@ def _docs(docs_dir: Path) -> tuple[Path, dict]:
     return path, _STATE.pop("seconds", {})
 
 
+def _import_report() -> None:
+    """Import the report's modules (jinja2, the charts) while the helper waits for the main process to hand
+    over its part of publishing (`report.builder.other_parts`)."""
+    import pipelines.report.builder  # noqa: F401
+
+
 def _warm_up() -> None:
     """Import GX and build its context while the main process is still busy (seconds of imports)."""
     started = time.perf_counter()
@@ -262,6 +268,7 @@ class Helper:
         (`docs()`), so the report can be built while GX renders its pages."""
         self._validation = self.submit(_validate, frames, keys, use_cache)
         self._docs = self.submit(_docs, docs_dir)
+        self._submit(_import_report)
 
     def validation(self) -> pd.DataFrame:
         return self._validation()

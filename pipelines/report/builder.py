@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from functools import cache
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import jinja2
 
@@ -108,12 +108,14 @@ def build_report(context: ReportContext, lang: str) -> str:
     return render(context, prepare(context), lang)
 
 
-def publish_quarter(out_dir: Path, context: ReportContext, submit: Callable | None = None) -> list[Path]:
+def publish_quarter(out_dir: Path, context: ReportContext, submit: Callable | None = None,
+                    then: Callable[[], Any] | None = None) -> list[Path]:
     """Write report.html, report.en.html, tables/*.csv and tables/appendix.xlsx under `out_dir`.
 
     Each file is written beside its target and renamed over it. `validation/` (the Data Docs) is left to
     the validate stage. `submit(fn, *args)` may run `other_parts` elsewhere (the run's helper process:
     `pipelines.worker.Helper.submit`) and return a function that waits for its result; by default it runs here.
+    `then()` is other work of the caller's, done here while `other_parts` is made elsewhere.
     """
     out_dir = Path(out_dir)
     tables = prepare(context)
@@ -124,6 +126,8 @@ def publish_quarter(out_dir: Path, context: ReportContext, submit: Callable | No
     first, *rest = LANGS
     written = [write_atomic(out_dir / REPORT_FILES[first], report_bytes(context, tables, first))]
     written += write_csvs(out_dir / "tables", tables)
+    if then is not None:
+        then()
     reports, appendix = others()
     written += [write_atomic(out_dir / REPORT_FILES[lang], reports[lang]) for lang in rest]
     written.append(write_atomic(out_dir / "tables" / "appendix.xlsx", appendix))
