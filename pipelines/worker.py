@@ -5,10 +5,10 @@ Expectations' per-expectation overhead) which threads cannot share. One helper p
 core something to do:
 
 1. it imports Great Expectations while the main process starts on the tables;
-2. while the main process ingests, cleans and weights tables from the front of the list, the helper takes
-   them from the back (work sharing: whichever reaches a table first computes it);
-3. it validates every table while the main process runs the analysis, then builds the Data Docs while the
-   main process publishes.
+2. then both processes ingest, clean and weight the tables, each taking the next one nobody has taken
+   (largest first, so they finish close together);
+3. it validates every table while the main process runs the analysis, builds the Data Docs, and renders
+   its part of the publication (the English report, the appendix workbook) beside the main process's.
 
 On Linux, when nothing has started that a fork could copy mid-way (`_can_fork`: `tongxing run` from the
 command line), the helper is forked: it starts with this process's imports, config and codebooks already in
