@@ -60,6 +60,7 @@ def _theme() -> "go.layout.Template":
     import plotly.graph_objects as go
     return go.layout.Template(layout=THEME_LAYOUT)
 
+
 @cache
 def _chart_strings() -> dict[str, dict[str, str]]:
     """strings.toml's `[chart]` table, from the report's own parse of the file (one parse per process)."""

@@ -52,12 +52,11 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-_PARENT = [os.getpid()]  # (in the helper this is re-read from the spawn arguments: see _start)
+_PARENT = [os.getpid()]  # (in the helper, set from the initializer's arguments: see _adopt)
 
 
 def _start(root: str, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
-    _PARENT[0] = parent
-    _die_with_parent()
+    """The initializer of a spawned helper: it reads the run's config and codebooks itself."""
     # When the run shuts the pool down, skip the interpreter's own teardown (freeing GX's and pandas'
     # module objects one by one takes over a second, and the run waits for it). atexit handlers run after
     # multiprocessing has finished its own clean-up (queues, locks), so nothing is left undone.
@@ -66,8 +65,7 @@ def _start(root: str, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
     from pipelines.config import load_config
 
     config = load_config(Path(root))
-    _STATE.update(root=Path(root), config=config, books=load_codebooks(config.questionnaire_dir), key=key,
-                  decisions=decisions)
+    _adopt(root, config, load_codebooks(config.questionnaire_dir), key, decisions, parent)
 
 
 def _adopt(root: str, config, books: dict, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
