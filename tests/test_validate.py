@@ -113,6 +113,22 @@ def test_importing_the_module_does_not_import_great_expectations():
     assert out.stdout.strip() == "False"
 
 
+def test_gx_import_defers_the_libraries_only_its_unused_expectations_need():
+    """scipy.stats, altair and jsonschema stay unloaded through GX's import (half its cost), yet a later use
+    of any of them gets the real module (the KS test p-value of N(0,1) at 0: 1.0; altair's schema version)."""
+    code = ("import sys, pipelines.validate as v; v._gx(); "
+            "print(sorted(type(sys.modules[m]).__name__ for m in v._DEFERRED_BY_GX)); "
+            "import scipy.stats, altair; "
+            "print(scipy.stats.kstest([0.0], 'norm').pvalue, type(altair.Chart).__name__, "
+            "type(sys.modules['scipy.stats']).__name__, "
+            "sys.modules['scipy.stats'].__spec__.loader.__class__.__name__)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    deferred, used = out.stdout.strip().splitlines()
+    assert deferred == "['_LazyModule', '_LazyModule', '_LazyModule']"
+    assert used.split() == ["1.0", "type", "module", "SourceFileLoader"]
+
+
 @pytest.mark.parametrize("instrument", INSTRUMENTS)
 def test_suite_covers_every_clean_column(books, config, instrument):
     book = books[instrument]
