@@ -8,6 +8,7 @@ cache lives in `.tongxing/cache/` (git-ignored, safe to delete).
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from functools import lru_cache
 from pathlib import Path
@@ -65,18 +66,28 @@ class Cache:
             return None  # a damaged or outdated entry is recomputed, never trusted
 
     def put(self, kind: str, key: str, value) -> None:
+        if self.enabled:
+            self.put_pickled(kind, key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def put_pickled(self, kind: str, key: str, data: bytes) -> None:
+        """`put` of a value already pickled (with `pickle.HIGHEST_PROTOCOL`)."""
         if not self.enabled:
             return
         path = self._path(kind, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as handle:
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # (both processes of a run write here)
+        tmp.write_bytes(data)
         tmp.replace(path)
         self._prune(kind, keep=path)
 
     def _prune(self, kind: str, keep: Path, limit: int = 200) -> None:
-        entries = sorted(self.dir.joinpath(kind).glob("*.pkl"), key=lambda p: p.stat().st_mtime)
+        def mtime(path: Path) -> float:
+            try:
+                return path.stat().st_mtime
+            except FileNotFoundError:  # pruned meanwhile by the run's other process
+                return 0.0
+
+        entries = sorted(self.dir.joinpath(kind).glob("*.pkl"), key=mtime)
         for old in entries[:-limit]:
             if old != keep:
                 old.unlink(missing_ok=True)

@@ -127,7 +127,7 @@ def table_key(state: RunState, shared: str, wave: Wave, instrument: str, folder:
 
 
 def compute_table(root: Path, config: Config, books: dict[str, Codebook], key: bytes, decisions: pd.DataFrame,
-                  job: tuple[str, str, str]) -> TableResult:
+                  job: tuple) -> TableResult:
     """Ingest, clean, weight and analyse one (wave, instrument) table (in this process or the run's helper):
     the per-table estimates run here, spread over both processes, not in the analysis stage."""
     from pipelines.analyze import analyze_table
@@ -135,7 +135,7 @@ def compute_table(root: Path, config: Config, books: dict[str, Codebook], key: b
     from pipelines.ingest import ingest_folder
     from pipelines.weights import weight_table
 
-    wave_id, instrument, folder = job
+    wave_id, instrument, folder = job[:3]  # (a fourth item, the cache key, is for the caller)
     book = books[instrument]
     seconds = {}
     t0 = time.perf_counter()
@@ -186,11 +186,16 @@ def process_tables(state: RunState, progress=None, helper=None) -> None:
             state.tables[(wave_id, instrument)] = cached
             state.reused += 1
         else:
-            jobs.append((wave_id, instrument, str(folder)))
+            jobs.append((wave_id, instrument, str(folder), tkey if state.cache and state.cache.enabled else None))
     stage(progress, "读取、清理、加权 ingest, clean, weight", len(jobs))
 
     def compute(job):
-        return compute_table(state.root, state.config, state.books, key, decisions, job)
+        # each process stores its own tables in the cache as it computes them (the helper: `worker._table`),
+        # so this is shared too, not left to the end of the stage
+        result = compute_table(state.root, state.config, state.books, key, decisions, job)
+        if job[3] is not None:
+            state.cache.put("table", job[3], result)
+        return result
 
     if helper is not None and jobs:
         helper.warm_up()
@@ -200,10 +205,8 @@ def process_tables(state: RunState, progress=None, helper=None) -> None:
         results = [result for _, result in sorted(zip(largest, shared), key=lambda pair: pair[0])]
     else:
         results = [compute(job) for job in jobs]
-    for (wave_id, instrument, _), result in zip(jobs, results):
+    for (wave_id, instrument, *_), result in zip(jobs, results):
         state.tables[(wave_id, instrument)] = result
-        if state.cache:
-            state.cache.put("table", state.table_keys[(wave_id, instrument)], result)
         if progress:
             counts = result.clean.counts
             progress(f"{wave_id}/{instrument}: {counts['read']} read, {counts['kept']} kept")

@@ -25,6 +25,7 @@ import concurrent.futures
 import concurrent.futures.process
 import multiprocessing
 import os
+import pickle
 import queue
 import signal
 import sys
@@ -93,9 +94,20 @@ def _noop() -> None:
     return None
 
 
-def _table(job: tuple[str, str, str]):
+class _Pickled(bytes):
+    """A result pickled in the helper, to be unpickled by the main process."""
+
+
+def _table(job: tuple) -> _Pickled:
+    """One table computed here, pickled once: the same bytes go to the cache when the job names a cache key
+    (`job[3]`; the helper stores its own tables, as the main process does), and back to the main process."""
+    from pipelines.cache import Cache
     from pipelines.run import compute_table
-    return compute_table(_STATE["root"], _STATE["config"], _STATE["books"], _STATE["key"], _STATE["decisions"], job)
+    result = compute_table(_STATE["root"], _STATE["config"], _STATE["books"], _STATE["key"], _STATE["decisions"], job)
+    data = _Pickled(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    if len(job) > 3 and job[3] is not None:
+        Cache(_STATE["root"]).put_pickled("table", job[3], data)
+    return data
 
 
 def _timed(name: str, started: float) -> None:
@@ -258,7 +270,8 @@ class Helper:
             free.put(None)
             feeder.join()
         for i, future in taken.items():
-            results[i] = self._result(future, compute, jobs[i])
+            result = self._result(future, compute, jobs[i])
+            results[i] = pickle.loads(result) if isinstance(result, _Pickled) else result
         return [results[i] for i in range(len(jobs))]
 
     def validate(self, frames, docs_dir: Path, keys: dict[str, str], use_cache: bool = True) -> None:
