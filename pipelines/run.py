@@ -5,6 +5,8 @@ Nothing is written until every stage has succeeded: a critical validation failur
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
 from dataclasses import dataclass, field
@@ -265,11 +267,32 @@ def _file_entry(root: Path, info: dict) -> dict:
     return entry
 
 
+# A run allocates millions of short-lived containers (pandas' objects, per-table dicts) while the modules' and
+# codebooks' objects live throughout: with Python's default thresholds (700, 10, 10) its collections took
+# ~1.3 s of CPU across both processes of a demo run; with these and the long-lived objects frozen, ~0.3 s.
+# Cyclic garbage then waits for at most 10,000 allocations before its first collection.
+GC_THRESHOLDS = (10_000, 20, 20)
+
+
+@contextlib.contextmanager
+def fewer_collections():
+    """Collect less often during a run (and freeze what exists before it, as the forked helper shares it
+    then: collections in neither process walk it again); the caller's settings come back afterwards."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ...] = ("zh", "en"),
         progress=None, use_cache: bool = True) -> RunState:
     root = Path(root).resolve()
     started = time.perf_counter()
-    with root_lock(root):
+    with root_lock(root), fewer_collections():
         remove_stale_stages(root / "data_clean")
         remove_stale_stages(root / "reports")
         state = plan(root, quarter)

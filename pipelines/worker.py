@@ -23,6 +23,7 @@ import atexit
 import collections
 import concurrent.futures
 import concurrent.futures.process
+import gc
 import multiprocessing
 import os
 import pickle
@@ -64,6 +65,9 @@ def _start(root: str, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
     atexit.register(os._exit, 0)
     from pipelines.codebook import load_codebooks
     from pipelines.config import load_config
+    from pipelines.run import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)  # (a forked helper inherits the run's)
 
     config = load_config(Path(root))
     _adopt(root, config, load_codebooks(config.questionnaire_dir), key, decisions, parent)
