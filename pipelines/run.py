@@ -278,14 +278,16 @@ GC_THRESHOLDS = (10_000, 20, 20)
 def fewer_collections():
     """Collect less often during a run (and freeze what exists before it, as the forked helper shares it
     then: collections in neither process walk it again); the caller's settings come back afterwards."""
-    before = gc.get_threshold()
-    gc.freeze()
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    if not frozen:  # (objects the caller froze stay frozen, and nothing is unfrozen for it)
+        gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     try:
         yield
     finally:
         gc.set_threshold(*before)
-        gc.unfreeze()
+        if not frozen:
+            gc.unfreeze()
 
 
 def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ...] = ("zh", "en"),

@@ -44,3 +44,40 @@ def test_the_helper_holds_the_run_s_config_and_codebooks(demo_root, fork):
         names, waves = helper.submit(_helper_state, None)()
         assert names == sorted(books) and waves == [w.id for w in config.waves]
         assert not helper.broken
+
+
+def test_a_table_computed_by_the_helper_is_cached_there_and_arrives_whole(demo_root):
+    """The helper pickles a table once: the bytes it stores in the cache are the bytes it hands back, and
+    they unpickle to what this process computes for the same job."""
+    import pickle
+
+    from pipelines.cache import Cache
+    from pipelines.run import compute_keys, compute_table, plan
+    from pipelines.worker import _table
+
+    state = plan(demo_root, None)
+    job = min(compute_keys(state), key=lambda j: sum(f.stat().st_size for f in j[2].iterdir()))  # the smallest
+    job = (job[0], job[1], str(job[2]), "test-helper-cache-entry")
+    cache = Cache(demo_root)
+    try:
+        with Helper(demo_root, state.config, state.books, b"test-key", pd.DataFrame()) as helper:
+            data = helper.submit(_table, job)()
+        assert isinstance(data, bytes) and cache._path("table", job[3]).read_bytes() == data
+        there = pickle.loads(data)
+        here = compute_table(demo_root, state.config, state.books, b"test-key", pd.DataFrame(), job)
+        pd.testing.assert_frame_equal(there.frame, here.frame)
+        assert there.parquet == here.parquet and there.clean.counts == here.clean.counts
+        assert there.analysis.estimates.equals(here.analysis.estimates)
+    finally:
+        cache._path("table", job[3]).unlink(missing_ok=True)
+
+
+def test_a_run_collects_less_often_and_gives_the_caller_s_settings_back():
+    import gc
+
+    from pipelines.run import GC_THRESHOLDS, fewer_collections
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with fewer_collections():
+        assert gc.get_threshold() == GC_THRESHOLDS and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
