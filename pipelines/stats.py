@@ -272,13 +272,26 @@ def _clean_pairs(pre, post) -> tuple[pd.Series, pd.Series]:
     return pre_s[keep], post_s[keep]
 
 
-def _numeric(x: pd.Series, level: str) -> np.ndarray:
-    values = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float)
+def _numeric(x: pd.Series | np.ndarray, level: str) -> np.ndarray:
+    values = x if _float_array(x) else pd.to_numeric(x, errors="coerce").to_numpy(dtype=float)
     if np.isnan(values).any():
         raise ValueError(f"{level} data must be numeric")
     if level == "binary" and not np.isin(values, (0.0, 1.0)).all():
         raise ValueError("binary data must be coded 0/1 (or True/False)")
     return values
+
+
+def _float_array(x) -> bool:
+    """A numpy float array: already what `_numeric` makes of an input (the analysis stage passes these), so
+    missing values are dropped with numpy instead of through Series (the same numbers, a fraction of the cost)."""
+    return isinstance(x, np.ndarray) and x.dtype == np.float64 and x.ndim == 1
+
+
+def _complete_pairs(pre: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(pre) != len(post):
+        raise ValueError(f"paired data need equal lengths, got {len(pre)} and {len(post)}")
+    keep = ~(np.isnan(pre) | np.isnan(post))
+    return pre[keep], post[keep]
 
 
 def paired(pre, post, level: str = "interval", method: str = "auto") -> dict:
@@ -294,7 +307,8 @@ def paired(pre, post, level: str = "interval", method: str = "auto") -> dict:
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    pre_s, post_s = _clean_pairs(pre, post)
+    fast = level != "nominal" and _float_array(pre) and _float_array(post)  # (nominal: Series, as given)
+    pre_s, post_s = _complete_pairs(pre, post) if fast else _clean_pairs(pre, post)
     n = len(pre_s)
     if level == "nominal":
         if method not in ("auto", "stuart_maxwell"):
@@ -428,7 +442,10 @@ def independent(a, b, level: str = "interval", method: str = "auto") -> dict:
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    a_s, b_s = pd.Series(a).dropna(), pd.Series(b).dropna()
+    if _float_array(a) and _float_array(b) and level in ("interval", "ordinal"):  # (the others use Series)
+        a_s, b_s = a[~np.isnan(a)], b[~np.isnan(b)]
+    else:
+        a_s, b_s = pd.Series(a).dropna(), pd.Series(b).dropna()
     n1, n2 = len(a_s), len(b_s)
     if level == "nominal":
         if method not in ("auto", "chisq"):
