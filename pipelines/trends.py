@@ -364,14 +364,15 @@ def trend_table(frames_by_instrument: dict[str, dict[str, pd.DataFrame]], books,
                 kind = "ordinal"
             else:
                 continue
-            parts = [pd.DataFrame({"y": outcome.values(frames[w]).astype(float).to_numpy(), "wave": w,
-                                   "respondent_key": frames[w]["respondent_key"].to_numpy()})
-                     for w in waves if outcome.column in frames[w]]
-            data = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["y", "wave",
-                                                                                            "respondent_key"])
-            observed = [w for w in waves if data.loc[data["wave"] == w, "y"].notna().any()]
+            present = [w for w in waves if outcome.column in frames[w]]
+            ys = [outcome.values(frames[w]).astype(float).to_numpy() for w in present]
+            observed = [w for w, y in zip(present, ys) if not np.isnan(y).all()]
             if len(observed) < MIN_WAVES:
                 continue
+            data = pd.DataFrame({"y": np.concatenate(ys),
+                                 "wave": np.concatenate([np.full(len(y), w, dtype=object) for w, y in zip(present, ys)]),
+                                 "respondent_key": np.concatenate([frames[w]["respondent_key"].to_numpy()
+                                                                   for w in present])})
             if kind == "mixed":
                 fit = mixed_trend(data, "y", waves=observed)
                 effect, meta = "effect", {"model": "mixed_lm_reml", "link": "identity",
