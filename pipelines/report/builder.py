@@ -8,6 +8,7 @@ meta tag additionally forbids every fetch. The same context always renders to th
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from functools import cache
@@ -122,7 +123,7 @@ def publish_quarter(out_dir: Path, context: ReportContext, submit: Callable | No
     from pipelines.report import longitudinal
     if longitudinal.has_tables(context):   # prepared once, for both reports and the workbook
         tables = {**tables, **longitudinal.prepare(context)}
-    others = (submit or _here)(other_parts, context, tables)
+    others = submit(other_parts, _handed_over(context), tables) if submit else _here(other_parts, context, tables)
     first, *rest = LANGS
     written = [write_atomic(out_dir / REPORT_FILES[first], report_bytes(context, tables, first))]
     written += write_csvs(out_dir / "tables", tables)
@@ -132,6 +133,14 @@ def publish_quarter(out_dir: Path, context: ReportContext, submit: Callable | No
     written += [write_atomic(out_dir / REPORT_FILES[lang], reports[lang]) for lang in rest]
     written.append(write_atomic(out_dir / "tables" / "appendix.xlsx", appendix))
     return written
+
+
+def _handed_over(context: ReportContext) -> ReportContext:
+    """The context as `other_parts` elsewhere needs it: without its raw estimates, which it reads only as the
+    prepared `tables["estimates"]` — half of what would be pickled across (~9 MB for the demo)."""
+    slim = copy.copy(context)
+    slim.estimates = context.estimates.iloc[:0]
+    return slim
 
 
 def _here(fn: Callable, *args) -> Callable:
