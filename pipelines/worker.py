@@ -98,6 +98,15 @@ def _noop() -> None:
     return None
 
 
+def _keep(shared: tuple) -> None:
+    """What the next jobs of `Helper.share` have in common, sent once."""
+    _STATE["shared"] = shared
+
+
+def _shared_job(there: Callable, job, with_shared: bool):
+    return there(job, *_STATE["shared"]) if with_shared else there(job)
+
+
 class _Pickled(bytes):
     """A result pickled in the helper, to be unpickled by the main process."""
 
@@ -186,7 +195,7 @@ class Helper:
         self.broken = False  # the helper died (or could not start): its work is done here instead
         self.seconds: dict[str, float] = {}  # the helper's own stages (validation, Data Docs), once known
         self._warming = False
-        self._warm: concurrent.futures.Future | None = None  # the GX import, once submitted
+        self._last: concurrent.futures.Future | None = None  # the work last queued in the helper
         if self.forked:  # fork now, before this process starts any thread (the pool's own, a progress bar)
             sys.stdout.flush()
             sys.stderr.flush()
@@ -212,7 +221,8 @@ class Helper:
         """`fn(*args)` queued in the helper, or None when the helper is gone (the caller does it here)."""
         if not self.broken:
             try:
-                return self._pool.submit(fn, *args)
+                self._last = self._pool.submit(fn, *args)
+                return self._last
             except concurrent.futures.process.BrokenProcessPool:
                 self._mark_broken()
         return None
@@ -228,20 +238,29 @@ class Helper:
         follows the tables. Called whenever some table is computed, so its validation is not cached."""
         if not self._warming:
             self._warming = True
-            self._warm = self._submit(_warm_up)
+            self._submit(_warm_up)
 
     def map_tables(self, jobs: list, compute: Callable) -> list:
-        """`compute(job)` for every job, shared with the helper: both take the next job nobody has taken from
-        the front of the list, the helper whenever it is free (after its GX import). Given the largest jobs
-        first, the last ones are small, so neither process waits long for the other at the end.
+        """`compute(job)` for every (wave, instrument) job here, `_table(job)` in the helper (`share`): given
+        the largest jobs first, the last ones are small, so neither process waits long for the other at the
+        end. The helper's first job waits for its GX import (`warm_up`)."""
+        self.warm_up()
+        return self.share(jobs, compute, _table)
+
+    def share(self, jobs: list, here: Callable, there: Callable, *shared, first: Callable | None = None) -> list:
+        """Every job done once, by whichever process is free: `here(job)` in this process, `there(job, *shared)`
+        in the helper (a module-level function). Both take the next job nobody has taken from the front of the
+        list, the helper as soon as the work queued for it before is done. `shared` goes to the helper once,
+        not with every job; `first()` is this process's own work, done before it takes any job.
 
         Jobs are handed to the helper one at a time by a feeder thread, woken by the helper's finished
-        futures: a job queued in a process pool early would be reserved by the helper while it still imports."""
-        self.warm_up()
+        futures: a job queued in a process pool early would be reserved by a helper that is still busy."""
         lock = threading.Lock()
         left = collections.deque(range(len(jobs)))
         taken: dict[int, concurrent.futures.Future] = {}
         free: queue.SimpleQueue = queue.SimpleQueue()  # one item per time the helper is free; None: stop
+        if shared:
+            self._submit(_keep, shared)
 
         def feed() -> None:
             while free.get() is not None:
@@ -249,7 +268,7 @@ class Helper:
                     if not left or self.broken:
                         return
                     i = left.popleft()
-                    future = self._submit(_table, jobs[i])
+                    future = self._submit(_shared_job, there, jobs[i], bool(shared))
                     if future is None:  # the helper is gone: this process takes the job back
                         left.appendleft(i)
                         return
@@ -258,23 +277,25 @@ class Helper:
 
         feeder = threading.Thread(target=feed, name="tongxing-feeder", daemon=True)
         feeder.start()
-        if self._warm is None:
+        if self._last is None or self.broken:
             free.put(True)
         else:
-            self._warm.add_done_callback(lambda _: free.put(True))
+            self._last.add_done_callback(lambda _: free.put(True))
         results = {}
         try:
+            if first is not None:
+                first()
             while True:
                 with lock:
                     if not left:
                         break
                     i = left.popleft()
-                results[i] = compute(jobs[i])
+                results[i] = here(jobs[i])
         finally:
             free.put(None)
             feeder.join()
         for i, future in taken.items():
-            result = self._result(future, compute, jobs[i])
+            result = self._result(future, here, jobs[i])
             results[i] = pickle.loads(result) if isinstance(result, _Pickled) else result
         return [results[i] for i in range(len(jobs))]
 

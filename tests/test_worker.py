@@ -81,3 +81,37 @@ def test_a_run_collects_less_often_and_gives_the_caller_s_settings_back():
     with fewer_collections():
         assert gc.get_threshold() == GC_THRESHOLDS and gc.get_freeze_count() > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
+
+
+def _times(job, factor):
+    return job * factor
+
+
+def _sleep(seconds):
+    time.sleep(seconds)
+
+
+def test_shared_jobs_are_each_done_once_by_whichever_process_is_free(demo_root):
+    """While the helper is busy, this process does every job itself (after its own `first` work); once the
+    helper is free it takes jobs too, and gets their common arguments (sent once)."""
+    config = load_config(demo_root)
+    books = load_codebooks(config.questionnaire_dir)
+    with Helper(demo_root, config, books, b"test-key", pd.DataFrame()) as helper:
+        here, order = [], []
+        helper.submit(_sleep, 5)  # the helper is busy with earlier work
+
+        def mine(job):
+            here.append(job)
+            return job * 10
+
+        assert helper.share([1, 2, 3], mine, _times, 10, first=lambda: order.append("first")) == [10, 20, 30]
+        assert order == ["first"] and here == [1, 2, 3]
+        time.sleep(5)
+        here.clear()
+
+        def slow(job):
+            time.sleep(0.2)
+            return mine(job)
+
+        assert helper.share(list(range(12)), slow, _times, 10) == [j * 10 for j in range(12)]
+        assert 0 < len(here) < 12  # both processes took jobs
