@@ -79,9 +79,9 @@ def write_clean(state, validation: pd.DataFrame) -> list[Path]:
 
 
 def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path | Callable[[], Path], langs,
-            submit: Callable | None = None) -> Path:
-    """`submit` runs part of the report elsewhere (see `report.builder.publish_quarter`); `data_clean/` is
-    written after the report has handed that part over, so the helper starts on it as early as it can."""
+            share: Callable | None = None) -> Path:
+    """`share` may make part of the report elsewhere (see `report.builder.publish_quarter`); `data_clean/` is
+    written with this process's own part, so the helper can start on its part as early as it is free."""
     from pipelines.report.builder import publish_quarter, quarter_entry, write_index
     from pipelines.report.longitudinal import LongitudinalContext, write_tables
 
@@ -95,7 +95,7 @@ def publish(state, analysis, validation: pd.DataFrame, docs_stage: Path | Callab
         free_text=analysis.free_text, versions={k: b.version for k, b in state.books.items()},
         validation=validation, **tables, **longitudinal)
     with staged_directory(target) as stage:
-        publish_quarter(stage, context, submit, then=lambda: write_clean(state, validation))
+        publish_quarter(stage, context, share, then=lambda: write_clean(state, validation))
         write_tables(stage / "tables", context)
         shutil.copy2(state.root / "data_clean" / "data_dictionary.csv", stage / "tables" / "data_dictionary.csv")
         docs = docs_stage() if callable(docs_stage) else docs_stage  # (built beside the report: wait now)

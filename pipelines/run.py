@@ -332,7 +332,7 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
             raise_on_critical(validation)
             t0 = time.perf_counter()
             stage(progress, "发布 publish")
-            publish(state, analysis, validation, helper.docs, langs, helper.submit)  # (the docs are awaited last)
+            publish(state, analysis, validation, helper.docs, langs, helper.share)  # (the docs are awaited last)
             state.timings["publish"] = time.perf_counter() - t0
             state.timings.update({f"helper: {name}": seconds for name, seconds in helper.seconds.items()})
             if helper.broken:

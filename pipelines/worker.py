@@ -157,7 +157,7 @@ def _docs(docs_dir: Path) -> tuple[Path, dict]:
 
 def _import_report() -> None:
     """Import the report's modules (jinja2, the charts) while the helper waits for the main process to hand
-    over its part of publishing (`report.builder.other_parts`)."""
+    over its part of publishing (`report.builder.other_part`)."""
     import pipelines.report.builder  # noqa: F401
 
 

@@ -366,19 +366,20 @@ def test_identical_bytes_on_rebuild(tmp_path, published):
 
 
 def test_the_part_made_elsewhere_gets_no_raw_estimates_and_makes_the_same_bytes(tmp_path, published):
-    """A run hands `other_parts` to its helper (pickled, like this submit does) without the context's raw
+    """A run hands `other_part`s to its helper (pickled, as this share does) without the context's raw
     estimates (the prepared table carries them): the files are the same as made in one process."""
     import pickle
 
     handed = []
 
-    def submit(fn, context, tables):
-        handed.append(context)
-        context, tables = pickle.loads(pickle.dumps((context, tables)))
-        return lambda: fn(context, tables)
+    def share(jobs, here, there, *shared, first):  # as Helper.share when the helper takes every part
+        handed.append(shared[0])
+        shared = pickle.loads(pickle.dumps(shared))
+        first()
+        return [there(job, *shared) for job in jobs]
 
     elsewhere = tmp_path / "2025Q4"
-    publish_quarter(elsewhere, synthetic_context(), submit)
+    publish_quarter(elsewhere, synthetic_context(), share)
     assert handed and handed[0].estimates.empty and not synthetic_context().estimates.empty
     for rel in sorted(p.relative_to(published) for p in published.rglob("*") if p.is_file()):
         assert (published / rel).read_bytes() == (elsewhere / rel).read_bytes(), rel

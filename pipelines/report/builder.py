@@ -109,57 +109,68 @@ def build_report(context: ReportContext, lang: str) -> str:
     return render(context, prepare(context), lang)
 
 
-def publish_quarter(out_dir: Path, context: ReportContext, submit: Callable | None = None,
+def publish_quarter(out_dir: Path, context: ReportContext, share: Callable | None = None,
                     then: Callable[[], Any] | None = None) -> list[Path]:
     """Write report.html, report.en.html, tables/*.csv and tables/appendix.xlsx under `out_dir`.
 
     Each file is written beside its target and renamed over it. `validation/` (the Data Docs) is left to
-    the validate stage. `submit(fn, *args)` may run `other_parts` elsewhere (the run's helper process:
-    `pipelines.worker.Helper.submit`) and return a function that waits for its result; by default it runs here.
-    `then()` is other work of the caller's, done here while `other_parts` is made elsewhere.
+    the validate stage. `share` (the run's `pipelines.worker.Helper.share`) may make the other parts — the
+    workbook and the reports in the other languages (`other_part`) — in the run's helper process, which takes
+    them as soon as it is free, while this process writes the first report, the CSVs and `then()` (other
+    work of the caller's), and then makes whatever part the helper has not taken. By default all is done here.
     """
     out_dir = Path(out_dir)
     tables = prepare(context)
     from pipelines.report import longitudinal
     if longitudinal.has_tables(context):   # prepared once, for both reports and the workbook
         tables = {**tables, **longitudinal.prepare(context)}
-    others = submit(other_parts, _handed_over(context), tables) if submit else _here(other_parts, context, tables)
     first, *rest = LANGS
-    written = [write_atomic(out_dir / REPORT_FILES[first], report_bytes(context, tables, first))]
-    written += write_csvs(out_dir / "tables", tables)
-    if then is not None:
-        then()
-    reports, appendix = others()
-    written += [write_atomic(out_dir / REPORT_FILES[lang], reports[lang]) for lang in rest]
-    written.append(write_atomic(out_dir / "tables" / "appendix.xlsx", appendix))
+    written: list[Path] = []
+
+    def own() -> None:
+        written.append(write_atomic(out_dir / REPORT_FILES[first], report_bytes(context, tables, first)))
+        written.extend(write_csvs(out_dir / "tables", tables))
+        if then is not None:
+            then()
+
+    parts = [APPENDIX, *rest]  # (the largest first)
+    if share is None:
+        own()
+        made = [other_part(part, context, tables) for part in parts]
+    else:
+        made = share(parts, lambda part: other_part(part, context, tables), other_part, _handed_over(context),
+                     tables, first=own)
+    made = dict(zip(parts, made))
+    written += [write_atomic(out_dir / REPORT_FILES[lang], made[lang]) for lang in rest]
+    written.append(write_atomic(out_dir / "tables" / "appendix.xlsx", made[APPENDIX]))
     return written
 
 
+APPENDIX = "appendix"
+
+
 def _handed_over(context: ReportContext) -> ReportContext:
-    """The context as `other_parts` elsewhere needs it: without its raw estimates, which it reads only as the
+    """The context as `other_part` elsewhere needs it: without its raw estimates, which it reads only as the
     prepared `tables["estimates"]` — half of what would be pickled across (~9 MB for the demo)."""
     slim = copy.copy(context)
     slim.estimates = context.estimates.iloc[:0]
     return slim
 
 
-def _here(fn: Callable, *args) -> Callable:
-    return lambda: fn(*args)
-
-
 def report_bytes(context: ReportContext, tables: dict, lang: str) -> bytes:
     return render(context, tables, lang).encode("utf-8")
 
 
-def other_parts(context: ReportContext, tables: dict) -> tuple[dict[str, bytes], bytes]:
-    """The reports in every language but the first, and the appendix workbook: about half of publishing,
-    which the run hands to its helper process while this one renders the first report and the CSVs."""
+def other_part(part: str, context: ReportContext, tables: dict) -> bytes:
+    """The appendix workbook (`APPENDIX`) or the report in a language other than the first: the parts of
+    publishing the run may leave to its helper process (`publish_quarter`)."""
+    if part != APPENDIX:
+        return report_bytes(context, tables, part)
     _, end = quarter_dates(context.config, context.quarter)
     created = dt.date.fromisoformat(end) if end else None
     from pipelines.report import longitudinal
     extra = longitudinal.prepared(context, tables) if longitudinal.has_tables(context) else None
-    appendix = workbook_bytes(tables, context.quarter, created, context.min_cell, extra)
-    return {lang: report_bytes(context, tables, lang) for lang in LANGS[1:]}, appendix
+    return workbook_bytes(tables, context.quarter, created, context.min_cell, extra)
 
 
 def quarter_entry(context: ReportContext) -> dict:
