@@ -20,7 +20,7 @@ from pipelines.codebook import Codebook
 from pipelines.estimates import estimate_table
 from pipelines.outcomes import outcome_table, reliable_change_table
 from pipelines.privacy import linkage_key
-from pipelines.scales import item_scores
+from pipelines.scales import item_parts
 from pipelines.services import read_service_records, service_table, summarise
 from pipelines.trends import trend_table
 from pipelines.weights import design_from_json
@@ -119,10 +119,14 @@ def table_reliability(frame: pd.DataFrame, book: Codebook, wave: str) -> list[di
     """Cronbach's alpha of each scale of one (wave, instrument) table."""
     rows = []
     for scale in book.scales.values():
-        items = pd.DataFrame({name: item_scores(frame, book[name]) for name in scale.items if name in frame})
-        if items.shape[1] < 2:
+        names = [name for name in scale.items if name in frame]
+        if len(names) < 2:
             continue
-        items = items.astype(float)
+        # the item scores as one float block (NaN = missing): what a frame of `item_scores` Series gives
+        # after `.astype(float)`, without a Series per item and a frame conversion
+        parts = [item_parts(frame, book[name]) for name in names]
+        values = np.column_stack([np.where(missing, np.nan, scores) for scores, missing in parts])
+        items = pd.DataFrame(values, index=frame.index, columns=names)
         try:
             res = stats.cronbach_alpha(items)
         except (ValueError, ZeroDivisionError):

@@ -26,7 +26,7 @@ def _float_series(values: np.ndarray, missing: np.ndarray, index: pd.Index, name
     return pd.Series(pd.arrays.FloatingArray(values, missing), index=index, name=name, copy=False)
 
 
-def _item_parts(frame: pd.DataFrame, q: Question) -> tuple[np.ndarray, np.ndarray]:
+def item_parts(frame: pd.DataFrame, q: Question) -> tuple[np.ndarray, np.ndarray]:
     """`item_scores` as (values, missing) arrays: scores looked up by code in one vectorised step."""
     if q.correct is not None:
         return _quiz_parts(frame, q)
@@ -53,7 +53,7 @@ def _quiz_parts(frame: pd.DataFrame, q: Question) -> tuple[np.ndarray, np.ndarra
 
 def item_scores(frame: pd.DataFrame, q: Question) -> pd.Series:
     """The item's contribution to its scale: the choice score (reversed if needed), or 1/0 for a quiz item."""
-    return _float_series(*_item_parts(frame, q), frame.index, frame[q.name].name)
+    return _float_series(*item_parts(frame, q), frame.index, frame[q.name].name)
 
 
 def quiz_correct(frame: pd.DataFrame, q: Question) -> pd.Series:
@@ -109,7 +109,7 @@ def score_scale(frame: pd.DataFrame, book: Codebook, scale: Scale) -> dict[str, 
     a frame per scale cost more than the arithmetic (pandas itself is used only for an empty table)."""
     if not len(frame) or not scale.items:
         return _score_scale_pandas(frame, book, scale)
-    items = {name: _item_parts(frame, book[name]) for name in scale.items}
+    items = {name: item_parts(frame, book[name]) for name in scale.items}
 
     def combine(names) -> tuple[np.ndarray, np.ndarray]:
         values = np.column_stack([items[name][0] for name in names])
