@@ -101,6 +101,20 @@ class BatchEstimator:
         if self.row_psu:
             self.row_scale = scale[self.psu]
             self.row_lonely = (self.n_h == 1)[self.stratum]
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def _work(self, name: str, m: int) -> np.ndarray:
+        """A reusable n×m scratch array (contiguous), one per `name`.
+
+        A block's arrays are large (rows × 256 floats, hundreds of KB): allocated afresh for every step,
+        freeing two of them at once lets the C library return the memory to the system, and the next
+        allocation pays a page fault per 4 KB again, which cost ~10× the arithmetic. Kept for the
+        estimator's life, they are allocated once."""
+        n = len(self.w)
+        flat = self._buffers.get(name)
+        if flat is None or len(flat) < n * m:
+            flat = self._buffers[name] = np.empty(n * max(m, BLOCK))
+        return flat[:n * m].reshape(n, m)
 
     def _raking_map(self) -> tuple:
         """svyrecvar's raking residuals as a low-rank map: Z ↦ Z − U·K·Vᵀ·Z.
@@ -123,20 +137,24 @@ class BatchEstimator:
         return U, K, V.T.tocsr()
 
     def _residualise(self, Z: np.ndarray) -> np.ndarray:
+        """Z − U·K·Vᵀ·Z (a new array; Z is left as it is)."""
         if self._rake is None:
             return Z
         U, K, Vt = self._rake
-        return Z - U @ (K @ (Vt @ Z))
+        fitted = U @ (K @ (Vt @ Z))
+        return np.subtract(Z, fitted, out=fitted)
 
     def _variance(self, Z: np.ndarray) -> np.ndarray:
         Z = self._residualise(Z)
         if self.row_psu:
             mean_h = (self.S_T @ Z) / np.maximum(self.n_h, 1)[:, None]
-            centred = Z - mean_h[self.stratum]
+            # (mode="clip": with `out`, the default mode copies through a temporary array first)
+            centred = np.take(mean_h, self.stratum, axis=0, out=self._work("centred", Z.shape[1]), mode="clip")
+            np.subtract(Z, centred, out=centred)
             if self.row_lonely.any():
                 centred[self.row_lonely] = 0.0 if self.design.lonely_psu in ("fail", "certainty", "remove") \
                     else Z[self.row_lonely]
-            return self.row_scale @ centred**2
+            return self.row_scale @ np.square(centred, out=centred)
         totals = self.P_T @ Z
         mean_h = (self.PS_T @ totals) / np.maximum(self.n_h, 1)[:, None]
         centred = totals - self.PS @ mean_h
@@ -151,20 +169,28 @@ class BatchEstimator:
     def columns(self, Y: np.ndarray, M: np.ndarray, proportion: np.ndarray) -> dict[str, np.ndarray]:
         """`run`'s columns as arrays (estimate, se, ci_low, ci_high, n, deff, df), for callers that
         assemble many blocks into one table."""
-        W = self.w[:, None] * M
+        # (the n×m steps write into the estimator's scratch arrays, see `_work`; the arithmetic is the
+        # plain expressions', step for step: W = w·M, est = Σ W·Y / Σ W, resid = M ? Y − est : 0, …)
+        m = Y.shape[1]
+        W = np.multiply(self.w[:, None], M, out=self._work("W", m))
         psum = W.sum(axis=0)
         n = M.sum(axis=0)
+        product = self._work("product", m)
         with np.errstate(invalid="ignore", divide="ignore"):
-            est = (W * Y).sum(axis=0) / psum
-            resid = np.where(M, Y - est[None, :], 0.0)
-            var = self._variance(W * resid / psum[None, :])
-            s2 = (W * resid**2).sum(axis=0) / psum * n / (n - 1)
+            est = np.multiply(W, Y, out=product).sum(axis=0) / psum
+            resid = np.subtract(Y, est[None, :], out=self._work("resid", m))
+            np.copyto(resid, 0.0, where=~M)
+            Z = np.multiply(W, resid, out=self._work("Z", m))
+            var = self._variance(np.divide(Z, psum[None, :], out=Z))
+            s2 = np.multiply(W, np.square(resid, out=product), out=product).sum(axis=0) / psum * n / (n - 1)
             vsrs = s2 * (psum - n) / (psum * n)
             deff = np.where(vsrs > 0, var / vsrs, np.nan)
+        M_float = self._work("M_float", m)
+        M_float[...] = M
         if self.row_psu:
-            df = n - ((self.S_T @ M.astype(float)) > 0).sum(axis=0)
+            df = n - ((self.S_T @ M_float) > 0).sum(axis=0)
         else:
-            psus_in = ((self.P_T @ M.astype(float)) > 0).astype(float)
+            psus_in = ((self.P_T @ M_float) > 0).astype(float)
             strata_in = ((self.PS_T @ psus_in) > 0).sum(axis=0)
             df = psus_in.sum(axis=0) - strata_in
         se = np.sqrt(var)
@@ -215,8 +241,10 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
     blocks = []
     for start in range(0, len(spec_of), BLOCK):
         e, g = spec_of[start:start + BLOCK], group_of[start:start + BLOCK]
-        Y = np.ascontiguousarray(Y_all[:, e])
-        M = np.ascontiguousarray(defined_all[:, e] & masks[:, g])
+        # (take along axis 1 gives C-ordered blocks at once: `Y_all[:, e]` is laid out column-major and
+        # made contiguous by a second copy)
+        Y = np.take(Y_all, e, axis=1)
+        M = np.take(defined_all, e, axis=1) & np.take(masks, g, axis=1)
         blocks.append(estimator.columns(Y, M, is_proportion[e]))
     results = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     suppressed = results["n"] < min_cell
