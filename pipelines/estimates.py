@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import sparse, special
 
 from pipelines.codebook import Codebook
+from pipelines.ingest.tables import column_arrays
 from pipelines.survey import Design
 
 COLUMNS = ["wave", "instrument", "indicator", "stat", "level", "group_var", "group", "estimate", "se", "ci_low",
@@ -221,7 +222,8 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
     if not len(frame):
         return pd.DataFrame(columns=COLUMNS)
     specs = estimands(frame, book)
-    numeric = {col: _as_floats(frame[col]) for col in dict.fromkeys(e.indicator for e in specs)}
+    indicators = list(dict.fromkeys(e.indicator for e in specs))
+    numeric = {col: _as_floats(cells) for col, cells in zip(indicators, column_arrays(frame, indicators))}
     values = [_values(numeric, e) for e in specs]
     Y_all = np.column_stack([y for y, _ in values])
     defined_all = np.column_stack([d for _, d in values])
@@ -265,12 +267,12 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
     return table[COLUMNS + ["df"]]
 
 
-def _as_floats(column: pd.Series) -> np.ndarray:
-    """A column as float64 (NaN = missing or not a number). Numeric columns (the clean tables' Int64 and
-    Float64) convert directly; `pd.to_numeric` is only needed for text."""
-    if pd.api.types.is_numeric_dtype(column.dtype):
-        return column.to_numpy(dtype=float, na_value=np.nan)
-    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+def _as_floats(cells) -> np.ndarray:
+    """A column's array (`Series.array`) as float64 (NaN = missing or not a number). Numeric columns (the
+    clean tables' Int64 and Float64) convert directly; `pd.to_numeric` is only needed for text."""
+    if pd.api.types.is_numeric_dtype(cells.dtype):
+        return cells.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(pd.Series(cells), errors="coerce").to_numpy(dtype=float)
 
 
 def _labels(names: list[str], index: np.ndarray) -> np.ndarray:
