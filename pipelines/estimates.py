@@ -231,9 +231,11 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
     for var in group_vars if group_vars is not None else GROUP_VARS:
         if var not in frame.columns or (var == "relation" and book.instrument != "parent"):
             continue
-        column = frame[var].astype("string")
-        for level in sorted(column.dropna().unique()):
-            groups.append((var, str(level), (column == level).fillna(False).to_numpy(dtype=bool)))
+        # each level's rows through the column's codes (one factorize, not a comparison per level)
+        codes, levels = pd.factorize(frame[var].astype("string"))
+        at = {level: i for i, level in enumerate(levels)}
+        for level in sorted(at):
+            groups.append((var, str(level), codes == at[level]))
     estimator = BatchEstimator(design, confidence)
     # row r is estimand r % len(specs) within group r // len(specs)
     spec_of = np.tile(np.arange(len(specs)), len(groups))
