@@ -159,6 +159,15 @@ def add_scores(frame: pd.DataFrame, book: Codebook, copy: bool = True) -> pd.Dat
             new.update(score_scale(frame, book, scale))
     if not new:
         return frame
+    if frame.columns.is_unique:
+        # the frame's column arrays and the new ones wrapped once (what the concat below gives, the same
+        # columns in the same order, at a third of its cost over ~150 one-column blocks)
+        kept = [c for c in frame.columns if c not in new]
+        data = dict(zip(kept, column_arrays(frame, kept)))
+        data.update((name, column.array) for name, column in new.items())
+        out = pd.DataFrame(data, index=frame.index, copy=copy)
+        if out.dtypes.tolist() == [*frame.dtypes[kept], *(column.dtype for column in new.values())]:
+            return out
     replaced = [c for c in new if c in frame.columns]
     # (concat copies the frame: dropping nothing first would only copy it twice)
     return pd.concat([frame.drop(columns=replaced) if replaced else frame, pd.DataFrame(new, index=frame.index)],
