@@ -173,21 +173,21 @@ class BatchEstimator:
         # (the n×m steps write into the estimator's scratch arrays, see `_work`; the arithmetic is the
         # plain expressions', step for step: W = w·M, est = Σ W·Y / Σ W, resid = M ? Y − est : 0, …)
         m = Y.shape[1]
-        W = np.multiply(self.w[:, None], M, out=self._work("W", m))
+        M_float = self._work("M_float", m)
+        M_float[...] = M
+        W = np.multiply(self.w[:, None], M_float, out=self._work("W", m))  # (w·1.0 or w·0.0, as w·M)
         psum = W.sum(axis=0)
         n = M.sum(axis=0)
         product = self._work("product", m)
         with np.errstate(invalid="ignore", divide="ignore"):
             est = np.multiply(W, Y, out=product).sum(axis=0) / psum
             resid = np.subtract(Y, est[None, :], out=self._work("resid", m))
-            np.copyto(resid, 0.0, where=~M)
+            np.putmask(resid, ~M, 0.0)
             Z = np.multiply(W, resid, out=self._work("Z", m))
             var = self._variance(np.divide(Z, psum[None, :], out=Z))
             s2 = np.multiply(W, np.square(resid, out=product), out=product).sum(axis=0) / psum * n / (n - 1)
             vsrs = s2 * (psum - n) / (psum * n)
             deff = np.where(vsrs > 0, var / vsrs, np.nan)
-        M_float = self._work("M_float", m)
-        M_float[...] = M
         if self.row_psu:
             df = n - ((self.S_T @ M_float) > 0).sum(axis=0)
         else:
@@ -196,7 +196,9 @@ class BatchEstimator:
             df = psus_in.sum(axis=0) - strata_in
         se = np.sqrt(var)
         # stdtrit(df, q) is scipy.stats.t.ppf(q, df) without its argument checks (and the ~1 s import)
-        q = np.where(df > 0, special.stdtrit(np.maximum(df, 1), 0.5 + self.confidence / 2), np.nan)
+        # (once per distinct df: a block's columns share a few dozen)
+        dfs, at = np.unique(np.maximum(df, 1), return_inverse=True)
+        q = np.where(df > 0, special.stdtrit(dfs, 0.5 + self.confidence / 2)[at], np.nan)
         low, high = est - q * se, est + q * se
         with np.errstate(invalid="ignore", divide="ignore"):
             logit = np.log(est / (1 - est))
