@@ -501,9 +501,17 @@ def column_arrays(frame: pd.DataFrame, names) -> list:
 
 def isin(values, texts) -> np.ndarray:
     """`Series.isin(texts)` as a bool array, testing each distinct value once."""
+    return isin_each(values, texts)[0]
+
+
+def isin_each(values, *text_lists) -> list[np.ndarray]:
+    """`isin(values, texts)` for each list of texts, from one factorize of `values`."""
     take, uniques = factorize(values)
-    wanted = set(texts)
-    return np.array([u in wanted for u in uniques] + [False], dtype=bool)[take]
+    out = []
+    for texts in text_lists:
+        wanted = set(texts)
+        out.append(np.array([u in wanted for u in uniques] + [False], dtype=bool)[take])
+    return out
 
 
 def per_unique(values, fn) -> np.ndarray:
