@@ -20,7 +20,7 @@ from pipelines.codebook import Codebook
 from pipelines.estimates import estimate_table
 from pipelines.outcomes import outcome_table, reliable_change_table
 from pipelines.privacy import linkage_key
-from pipelines.scales import item_scores
+from pipelines.scales import item_parts
 from pipelines.services import read_service_records, service_table, summarise
 from pipelines.trends import trend_table
 from pipelines.weights import design_from_json
@@ -81,12 +81,14 @@ def label_estimates(table: pd.DataFrame, book: Codebook, config) -> pd.DataFrame
                 meta.get("service_line", ""))
 
     # a table repeats a few hundred (indicator, level) pairs over every group: label each pair once
-    positions: dict[tuple, int] = {}
-    codes = np.fromiter((positions.setdefault(key, len(positions))
-                         for key in zip(table["indicator"], table["level"])), dtype=np.intp, count=len(table))
-    distinct = np.empty((len(positions), 6), dtype=object)
-    for (ind, level), i in positions.items():
-        distinct[i] = labels_of(ind, level)
+    # (pairs numbered through the two columns' codes, factorized in C: a Python loop over every row cost more)
+    ind_codes, indicators = pd.factorize(table["indicator"], use_na_sentinel=False)
+    level_codes, levels = pd.factorize(table["level"], use_na_sentinel=False)
+    pairs, codes = np.unique(ind_codes.astype(np.int64) * len(levels) + level_codes, return_inverse=True)
+    indicators, levels = np.asarray(indicators, dtype=object), np.asarray(levels, dtype=object)
+    distinct = np.empty((len(pairs), 6), dtype=object)
+    for i, pair in enumerate(pairs):
+        distinct[i] = labels_of(indicators[pair // len(levels)], levels[pair % len(levels)])
     labels = pd.DataFrame(distinct[codes], columns=["question", "label_zh", "label_en", "level_label_zh",
                                                     "level_label_en", "service_line"], index=table.index)
     return pd.concat([table, labels], axis=1)
@@ -119,10 +121,14 @@ def table_reliability(frame: pd.DataFrame, book: Codebook, wave: str) -> list[di
     """Cronbach's alpha of each scale of one (wave, instrument) table."""
     rows = []
     for scale in book.scales.values():
-        items = pd.DataFrame({name: item_scores(frame, book[name]) for name in scale.items if name in frame})
-        if items.shape[1] < 2:
+        names = [name for name in scale.items if name in frame]
+        if len(names) < 2:
             continue
-        items = items.astype(float)
+        # the item scores as one float block (NaN = missing): what a frame of `item_scores` Series gives
+        # after `.astype(float)`, without a Series per item and a frame conversion
+        parts = [item_parts(frame, book[name]) for name in names]
+        values = np.column_stack([np.where(missing, np.nan, scores) for scores, missing in parts])
+        items = pd.DataFrame(values, index=frame.index, columns=names)
         try:
             res = stats.cronbach_alpha(items)
         except (ValueError, ZeroDivisionError):

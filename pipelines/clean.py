@@ -18,6 +18,7 @@ import pandas as pd
 from pipelines.codebook import Codebook
 from pipelines.config import Config, fold_name
 from pipelines.decisions import apply_decisions
+from pipelines.ingest.tables import column_arrays
 from pipelines.privacy import normalise_phone, normalise_text_id, respondent_keys, scrub_text
 from pipelines.scales import add_scores
 
@@ -124,7 +125,7 @@ def _rows(df: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     """`df.loc[keep]` relabelled 0..n-1. Cut column by column and wrapped once: pandas' row selection over
     ~250 one-column blocks costs twice as much. (Falls back to .loc if a column would change dtype.)"""
     if df.columns.is_unique:
-        out = pd.DataFrame({c: cells[keep] for c, cells in zip(df.columns, (df[c].array for c in df.columns))},
+        out = pd.DataFrame({c: cells[keep] for c, cells in zip(df.columns, column_arrays(df, df.columns))},
                            index=pd.RangeIndex(int(keep.sum())), copy=False)
         if out.dtypes.tolist() == df.dtypes.tolist():
             return out
@@ -298,28 +299,29 @@ def _answer_columns(book: Codebook, df: pd.DataFrame) -> list[str]:
 _NO_ANSWER = np.iinfo(np.int64).min
 
 
-def _value_codes(column: pd.Series) -> np.ndarray:
-    """Per-cell codes that are equal exactly where the cells' texts (`astype("string")`) are equal, and equal
-    for missing cells. Integers are their own codes (missing: the smallest int64, unless a cell holds it);
-    strings are factorized; other dtypes are converted to text first (the slow part, so only for them)."""
-    dtype = column.dtype
+def _value_codes(cells) -> np.ndarray:
+    """Per-cell codes of a column's array (`Series.array`) that are equal exactly where the cells' texts
+    (`astype("string")`) are equal, and equal for missing cells. Integers are their own codes (missing: the
+    smallest int64, unless a cell holds it); strings are factorized; other dtypes are converted to text first
+    (the slow part, so only for them)."""
+    dtype = cells.dtype
     if pd.api.types.is_integer_dtype(dtype):
-        cells = column.array  # (array methods: a tenth of the Series methods' cost)
         values = np.array(cells.to_numpy(dtype=np.int64, na_value=0), dtype=np.int64)
         missing = np.asarray(cells.isna(), dtype=bool)
         if not (values[~missing] == _NO_ANSWER).any():
             values[missing] = _NO_ANSWER
             return values
     elif not isinstance(dtype, pd.StringDtype):
-        column = column.astype("string")
-    return pd.factorize(column)[0]
+        cells = cells.astype("string")
+    return pd.factorize(cells)[0]
 
 
 def _answer_codes(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
     """(rows, columns) array of `_value_codes`: comparing two rows' codes compares their answers as texts."""
     if not cols:
         return np.zeros((len(df), 0), dtype=np.int64)
-    return np.column_stack([_value_codes(df[c]) for c in cols]).astype(np.int64, copy=False)
+    codes = [_value_codes(cells) for cells in column_arrays(df, cols)]
+    return np.column_stack(codes).astype(np.int64, copy=False)
 
 
 def _row_ids(codes: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import sparse, special
 
 from pipelines.codebook import Codebook
+from pipelines.ingest.tables import column_arrays
 from pipelines.survey import Design
 
 COLUMNS = ["wave", "instrument", "indicator", "stat", "level", "group_var", "group", "estimate", "se", "ci_low",
@@ -101,6 +102,20 @@ class BatchEstimator:
         if self.row_psu:
             self.row_scale = scale[self.psu]
             self.row_lonely = (self.n_h == 1)[self.stratum]
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def _work(self, name: str, m: int) -> np.ndarray:
+        """A reusable n×m scratch array (contiguous), one per `name`.
+
+        A block's arrays are large (rows × 256 floats, hundreds of KB): allocated afresh for every step,
+        freeing two of them at once lets the C library return the memory to the system, and the next
+        allocation pays a page fault per 4 KB again, which cost ~10× the arithmetic. Kept for the
+        estimator's life, they are allocated once."""
+        n = len(self.w)
+        flat = self._buffers.get(name)
+        if flat is None or len(flat) < n * m:
+            flat = self._buffers[name] = np.empty(n * max(m, BLOCK))
+        return flat[:n * m].reshape(n, m)
 
     def _raking_map(self) -> tuple:
         """svyrecvar's raking residuals as a low-rank map: Z ↦ Z − U·K·Vᵀ·Z.
@@ -123,20 +138,24 @@ class BatchEstimator:
         return U, K, V.T.tocsr()
 
     def _residualise(self, Z: np.ndarray) -> np.ndarray:
+        """Z − U·K·Vᵀ·Z (a new array; Z is left as it is)."""
         if self._rake is None:
             return Z
         U, K, Vt = self._rake
-        return Z - U @ (K @ (Vt @ Z))
+        fitted = U @ (K @ (Vt @ Z))
+        return np.subtract(Z, fitted, out=fitted)
 
     def _variance(self, Z: np.ndarray) -> np.ndarray:
         Z = self._residualise(Z)
         if self.row_psu:
             mean_h = (self.S_T @ Z) / np.maximum(self.n_h, 1)[:, None]
-            centred = Z - mean_h[self.stratum]
+            # (mode="clip": with `out`, the default mode copies through a temporary array first)
+            centred = np.take(mean_h, self.stratum, axis=0, out=self._work("centred", Z.shape[1]), mode="clip")
+            np.subtract(Z, centred, out=centred)
             if self.row_lonely.any():
                 centred[self.row_lonely] = 0.0 if self.design.lonely_psu in ("fail", "certainty", "remove") \
                     else Z[self.row_lonely]
-            return self.row_scale @ centred**2
+            return self.row_scale @ np.square(centred, out=centred)
         totals = self.P_T @ Z
         mean_h = (self.PS_T @ totals) / np.maximum(self.n_h, 1)[:, None]
         centred = totals - self.PS @ mean_h
@@ -151,25 +170,35 @@ class BatchEstimator:
     def columns(self, Y: np.ndarray, M: np.ndarray, proportion: np.ndarray) -> dict[str, np.ndarray]:
         """`run`'s columns as arrays (estimate, se, ci_low, ci_high, n, deff, df), for callers that
         assemble many blocks into one table."""
-        W = self.w[:, None] * M
+        # (the n×m steps write into the estimator's scratch arrays, see `_work`; the arithmetic is the
+        # plain expressions', step for step: W = w·M, est = Σ W·Y / Σ W, resid = M ? Y − est : 0, …)
+        m = Y.shape[1]
+        M_float = self._work("M_float", m)
+        M_float[...] = M
+        W = np.multiply(self.w[:, None], M_float, out=self._work("W", m))  # (w·1.0 or w·0.0, as w·M)
         psum = W.sum(axis=0)
         n = M.sum(axis=0)
+        product = self._work("product", m)
         with np.errstate(invalid="ignore", divide="ignore"):
-            est = (W * Y).sum(axis=0) / psum
-            resid = np.where(M, Y - est[None, :], 0.0)
-            var = self._variance(W * resid / psum[None, :])
-            s2 = (W * resid**2).sum(axis=0) / psum * n / (n - 1)
+            est = np.multiply(W, Y, out=product).sum(axis=0) / psum
+            resid = np.subtract(Y, est[None, :], out=self._work("resid", m))
+            np.putmask(resid, ~M, 0.0)
+            Z = np.multiply(W, resid, out=self._work("Z", m))
+            var = self._variance(np.divide(Z, psum[None, :], out=Z))
+            s2 = np.multiply(W, np.square(resid, out=product), out=product).sum(axis=0) / psum * n / (n - 1)
             vsrs = s2 * (psum - n) / (psum * n)
             deff = np.where(vsrs > 0, var / vsrs, np.nan)
         if self.row_psu:
-            df = n - ((self.S_T @ M.astype(float)) > 0).sum(axis=0)
+            df = n - ((self.S_T @ M_float) > 0).sum(axis=0)
         else:
-            psus_in = ((self.P_T @ M.astype(float)) > 0).astype(float)
+            psus_in = ((self.P_T @ M_float) > 0).astype(float)
             strata_in = ((self.PS_T @ psus_in) > 0).sum(axis=0)
             df = psus_in.sum(axis=0) - strata_in
         se = np.sqrt(var)
         # stdtrit(df, q) is scipy.stats.t.ppf(q, df) without its argument checks (and the ~1 s import)
-        q = np.where(df > 0, special.stdtrit(np.maximum(df, 1), 0.5 + self.confidence / 2), np.nan)
+        # (once per distinct df: a block's columns share a few dozen)
+        dfs, at = np.unique(np.maximum(df, 1), return_inverse=True)
+        q = np.where(df > 0, special.stdtrit(dfs, 0.5 + self.confidence / 2)[at], np.nan)
         low, high = est - q * se, est + q * se
         with np.errstate(invalid="ignore", divide="ignore"):
             logit = np.log(est / (1 - est))
@@ -195,7 +224,8 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
     if not len(frame):
         return pd.DataFrame(columns=COLUMNS)
     specs = estimands(frame, book)
-    numeric = {col: _as_floats(frame[col]) for col in dict.fromkeys(e.indicator for e in specs)}
+    indicators = list(dict.fromkeys(e.indicator for e in specs))
+    numeric = {col: _as_floats(cells) for col, cells in zip(indicators, column_arrays(frame, indicators))}
     values = [_values(numeric, e) for e in specs]
     Y_all = np.column_stack([y for y, _ in values])
     defined_all = np.column_stack([d for _, d in values])
@@ -203,9 +233,11 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
     for var in group_vars if group_vars is not None else GROUP_VARS:
         if var not in frame.columns or (var == "relation" and book.instrument != "parent"):
             continue
-        column = frame[var].astype("string")
-        for level in sorted(column.dropna().unique()):
-            groups.append((var, str(level), (column == level).fillna(False).to_numpy(dtype=bool)))
+        # each level's rows through the column's codes (one factorize, not a comparison per level)
+        codes, levels = pd.factorize(frame[var].astype("string"))
+        at = {level: i for i, level in enumerate(levels)}
+        for level in sorted(at):
+            groups.append((var, str(level), codes == at[level]))
     estimator = BatchEstimator(design, confidence)
     # row r is estimand r % len(specs) within group r // len(specs)
     spec_of = np.tile(np.arange(len(specs)), len(groups))
@@ -215,8 +247,10 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
     blocks = []
     for start in range(0, len(spec_of), BLOCK):
         e, g = spec_of[start:start + BLOCK], group_of[start:start + BLOCK]
-        Y = np.ascontiguousarray(Y_all[:, e])
-        M = np.ascontiguousarray(defined_all[:, e] & masks[:, g])
+        # (take along axis 1 gives C-ordered blocks at once: `Y_all[:, e]` is laid out column-major and
+        # made contiguous by a second copy)
+        Y = np.take(Y_all, e, axis=1)
+        M = np.take(defined_all, e, axis=1) & np.take(masks, g, axis=1)
         blocks.append(estimator.columns(Y, M, is_proportion[e]))
     results = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     suppressed = results["n"] < min_cell
@@ -237,12 +271,12 @@ def estimate_table(frame: pd.DataFrame, book: Codebook, design: Design, wave: st
     return table[COLUMNS + ["df"]]
 
 
-def _as_floats(column: pd.Series) -> np.ndarray:
-    """A column as float64 (NaN = missing or not a number). Numeric columns (the clean tables' Int64 and
-    Float64) convert directly; `pd.to_numeric` is only needed for text."""
-    if pd.api.types.is_numeric_dtype(column.dtype):
-        return column.to_numpy(dtype=float, na_value=np.nan)
-    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+def _as_floats(cells) -> np.ndarray:
+    """A column's array (`Series.array`) as float64 (NaN = missing or not a number). Numeric columns (the
+    clean tables' Int64 and Float64) convert directly; `pd.to_numeric` is only needed for text."""
+    if pd.api.types.is_numeric_dtype(cells.dtype):
+        return cells.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(pd.Series(cells), errors="coerce").to_numpy(dtype=float)
 
 
 def _labels(names: list[str], index: np.ndarray) -> np.ndarray:

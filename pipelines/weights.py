@@ -119,17 +119,22 @@ def _diagnostics(frame, wave, book, population, result) -> dict:
 
 def _composition(frame, wave, book, population) -> pd.DataFrame:
     rows = []
+    weight = frame["weight"]
+    weight_total = float(weight.sum())
     for name, levels in population.margins.items():
         column = MARGIN_COLUMNS.get(name, name)
         if column not in frame.columns:
             continue
         total = sum(levels.values())
-        counts = frame[column].astype(str).value_counts()
-        weighted = frame.groupby(frame[column].astype(str))["weight"].sum()
+        texts = frame[column].astype(str)
+        counts = texts.value_counts()
+        # grouped by the texts' array: a Series key makes pandas look it up as a column name first, and the
+        # failed lookup formats the whole Series for its KeyError
+        weighted = weight.groupby(texts.to_numpy()).sum()
         for level, pop_count in levels.items():
             rows.append({"wave": wave, "instrument": book.instrument, "variable": name, "level": level,
                          "sample_n": int(counts.get(level, 0)), "sample_share": counts.get(level, 0) / max(len(frame), 1),
-                         "weighted_share": float(weighted.get(level, 0.0)) / float(frame["weight"].sum()),
+                         "weighted_share": float(weighted.get(level, 0.0)) / weight_total,
                          "population_share": pop_count / total})
     return pd.DataFrame(rows)
 

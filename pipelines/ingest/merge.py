@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.codebook import Codebook
+from pipelines.ingest.tables import column_arrays
 
 
 def merge_downloads(parts: list[tuple[pd.DataFrame, pd.DataFrame, dict]], codebook: Codebook | None = None):
@@ -105,16 +106,17 @@ def _fill_other(coded: pd.DataFrame, text: pd.DataFrame, matched: np.ndarray,
                  if isinstance(dtype, pd.Int64Dtype) and c in text_columns]
     if not code_cols:
         return coded, 0
-    a = np.column_stack([_floats(coded[c]) for c in code_cols])
+    a = np.column_stack([_floats(cells) for cells in column_arrays(coded, code_cols)])
     b = np.full(a.shape, np.nan)
-    b[found] = np.column_stack([_floats(text[c]) for c in code_cols])[source[found]]
+    b[found] = np.column_stack([_floats(cells) for cells in column_arrays(text, code_cols)])[source[found]]
     differ = ((a != b) & ~np.isnan(a) & ~np.isnan(b)).any(axis=1)
     return coded, int(differ.sum())
 
 
-def _floats(column: pd.Series) -> np.ndarray:
-    """`column.to_numpy(dtype=float, na_value=nan)`, as DataFrame.to_numpy converts each column."""
-    return np.asarray(column.array.to_numpy(dtype=float, na_value=np.nan), dtype=float)
+def _floats(cells) -> np.ndarray:
+    """A column's array (`Series.array`) as `to_numpy(dtype=float, na_value=nan)`, as DataFrame.to_numpy
+    converts each column."""
+    return np.asarray(cells.to_numpy(dtype=float, na_value=np.nan), dtype=float)
 
 
 def _order(frame: pd.DataFrame) -> pd.DataFrame:

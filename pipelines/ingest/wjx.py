@@ -22,7 +22,7 @@ from pipelines.errors import InputError
 from pipelines.ingest.headers import (ITEM, META_PART, OPTION, RANK_SEP, ROW, UNMATCHED, VALUE, ColumnMatch,
                                       absent_questions, match_headers, normalise_header, option_key, split_multi,
                                       split_other)
-from pipelines.ingest.tables import (column_values, const_strings, empty_column, factorize, filled, isin,
+from pipelines.ingest.tables import (column_values, const_strings, empty_column, factorize, filled, isin_each,
                                      parse_duration, parse_times, per_unique, raw_columns, read_table, relative,
                                      strings)
 
@@ -276,8 +276,7 @@ class _Reader:
         self.note(r == BLANK, q.name, BLANK)
 
     def free(self, q: Question, col) -> None:
-        skip = isin(col, RAW_SKIP + (["-3"] if self.mode != "text" else []))
-        blank = isin(col, RAW_BLANK)
+        skip, blank = isin_each(col, RAW_SKIP + (["-3"] if self.mode != "text" else []), RAW_BLANK)
         values = np.array(col, dtype=object)
         values[skip | blank] = None
         self.cols[q.name] = pd.arrays.StringArray(values)
