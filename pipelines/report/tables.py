@@ -304,6 +304,13 @@ def _write_column(ws: _Sheet, c: int, series: pd.Series, marker: str | None, sup
                 cells[i] = "inf" if v > 0 else "-inf"
             else:
                 cells[i] = _MARK if marked is not None and marked[i] else None
+    elif pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        # texts and missing values only: each distinct one typed once
+        codes, uniques = pd.factorize(series.to_numpy(dtype=object)[:len(values)], use_na_sentinel=True)
+        blank = np.array([u == "" for u in uniques] + [True])[codes]
+        cells = np.array([*uniques, None], dtype=object)[codes].tolist()
+        for i in np.flatnonzero(blank).tolist():
+            cells[i] = _MARK if marked is not None and marked[i] else None
     else:
         cells = []
         for i, v in enumerate(values):
