@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xlsxwriter
-from xlsxwriter.utility import xl_rowcol_to_cell_fast
+from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import CellBooleanTuple, CellNumberTuple, CellStringTuple, Worksheet
 
 from pipelines.report.context import ESTIMATE_NUMBERS, OUTCOME_NUMBERS, TABLE_COLUMNS, TABLES, map_distinct
@@ -180,7 +180,7 @@ class _Sheet(Worksheet):
     def _write_rows(self) -> None:
         if self.constant_memory or self.comments:
             return super()._write_rows()
-        table, row_info, col_info = self.table, self.row_info, self.col_info
+        table, row_info = self.table, self.row_info
         filled = {r: cells for r, cells in table.items() if cells}
         spans: dict[int, list[int]] = {}   # per block of 16 rows, the first and last column with a cell
         for r, cells in filled.items():
@@ -191,8 +191,9 @@ class _Sheet(Worksheet):
             else:
                 span[0], span[1] = min(span[0], lo), max(span[1], hi)
         self.row_spans = {k: f"{lo + 1}:{hi + 1}" for k, (lo, hi) in spans.items()}
-        names: dict[int, str] = {}
-        column_styles = {c: info.column_format for c, info in col_info.items()}
+        names = [xl_col_to_name(c) for c in range(self.dim_colmax + 1)]
+        column_attrs: dict[int, str] = {}   # a column's format, as the attribute of its cells without one
+        string_tails: dict[int, str] = {}   # the rest of a shared string's cell, by its index
         write = self.fh.write
         for r in sorted(filled.keys() | row_info.keys()):
             span = self.row_spans.get(r // 16)
@@ -207,25 +208,32 @@ class _Sheet(Worksheet):
             out = []
             for c in sorted(cells):
                 cell = cells[c]
-                kind = type(cell).__name__
-                if kind not in ("Number", "String", "Boolean"):
+                kind = cell.__class__
+                if kind is CellNumberTuple:
+                    tail = f"><v>{cell.number:.16G}</v></c>"
+                elif kind is CellStringTuple:
+                    tail = string_tails.get(cell.string)
+                    if tail is None:
+                        tail = string_tails[cell.string] = f' t="s"><v>{cell.string}</v></c>'
+                elif kind is CellBooleanTuple:
+                    tail = f' t="b"><v>{"" if cell.boolean is None else cell.boolean}</v></c>'
+                else:
                     if out:
                         write("".join(out))
                         out = []
                     self._write_cell(r, c, cell)
                     continue
                 # the cell's format, else its row's, else its column's (as xlsxwriter does)
-                style = cell.format or row_style or column_styles.get(c)
-                name = names.get(c)
-                if name is None:
-                    name = names[c] = xl_rowcol_to_cell_fast(0, c)[:-1]
-                attrs = f'r="{name}{number}"' + (f' s="{style._get_xf_index()}"' if style else "")
-                if kind == "Number":
-                    out.append(f"<c {attrs}><v>{cell.number:.16G}</v></c>")
-                elif kind == "String":
-                    out.append(f'<c {attrs} t="s"><v>{cell.string}</v></c>')
+                style = cell.format or row_style
+                if style:
+                    attr = f' s="{style._get_xf_index()}"'
                 else:
-                    out.append(f'<c {attrs} t="b"><v>{"" if cell.boolean is None else cell.boolean}</v></c>')
+                    attr = column_attrs.get(c)
+                    if attr is None:
+                        info_c = self.col_info.get(c)
+                        style = info_c.column_format if info_c is not None else None
+                        attr = column_attrs[c] = f' s="{style._get_xf_index()}"' if style else ""
+                out.append(f'<c r="{names[c]}{number}"{attr}{tail}')
             write("".join(out))
             self._xml_end_tag("row")
 
