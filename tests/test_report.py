@@ -469,8 +469,9 @@ def test_network_free_is_the_scheme_regex():
 
 
 def test_appendix_sheet_cells_are_xlsxwriters():
-    """The appendix's worksheets write plain cells' XML themselves: the same bytes as xlsxwriter's own,
-    with cell, row and column formats, and the cells they leave to xlsxwriter (formulas, blanks)."""
+    """The appendix's worksheets write plain cells' XML themselves, row by row: the same bytes as
+    xlsxwriter's own, with cell, row and column formats, row spans, a row without cells, and the cells they
+    leave to xlsxwriter (formulas, blanks)."""
     import datetime as dt
     import io
 
@@ -493,6 +494,9 @@ def test_appendix_sheet_cells_are_xlsxwriters():
                 ws.write(r, c, value, bold if (r + c) % 3 == 0 else None)
         ws.write_formula(12, 0, "=1+1")
         ws.write_blank(12, 1, None, bold)
+        ws.set_row(14, 30)   # a row with a height and no cell
+        for r in range(40, 75, 3):   # rows in several blocks of 16, with different spans
+            ws.write(r, r % 7, r)
         wb.close()
         return buffer.getvalue()
 

@@ -300,7 +300,8 @@ def _likert_charts(doc: Doc, line) -> list[dict]:
             continue
         stem = _likert_stem(doc, doc.book(inst), group, names)
         fig = charts.likert_bars.spec(_display(doc, cells), doc.labels, doc.lang, min_cell=doc.min_cell)
-        positive, upper = _positive_shares(doc, cells)
+        recs = records(cells)
+        positive, upper = _positive_shares(doc, recs)
         takeaway = ""
         if positive:
             best = max(positive, key=lambda kv: kv[1])
@@ -309,7 +310,7 @@ def _likert_charts(doc: Doc, line) -> list[dict]:
                 if len(positive) == 1 else T("line.likert_takeaway", item=best[0], share=pct(best[1]),
                                              low_item=worst[0], low_share=pct(worst[1]), top=upper)
         table_rows = [[doc.label(r), r[f"level_label_{doc.lang}"], doc.est_text(r), doc.ci_text(r),
-                       doc.n_text(r["n"], charts.is_suppressed(r, doc.min_cell))] for r in records(cells)]
+                       doc.n_text(r["n"], charts.is_suppressed(r, doc.min_cell))] for r in recs]
         table = Table("", [T("line.col_indicator"), T("line.col_answer"), T("line.col_estimate"), T("line.col_ci"),
                            T("line.col_n")], table_rows,
                       [False, False, True, True, True])
@@ -336,11 +337,16 @@ def _likert_stem(doc: Doc, book, group: str, names: list[str]) -> str:
     return short(text)
 
 
-def _positive_shares(doc: Doc, cells: pd.DataFrame) -> tuple[list[tuple[str, float]], str]:
-    """Per item, the share choosing the upper half of the scale; and the words of that upper half."""
+def _positive_shares(doc: Doc, rows: list[dict]) -> tuple[list[tuple[str, float]], str]:
+    """Per item (in order of first appearance, as `groupby("indicator", sort=False)` of the rows' frame
+    would give them), the share choosing the upper half of the scale; and the words of that upper half."""
+    items: dict[str, list[dict]] = {}
+    for r in rows:
+        key = r["indicator"]
+        if key is not None and key == key:   # (groupby leaves out a missing indicator: None, NaN)
+            items.setdefault(key, []).append(r)
     out, upper = [], ""
-    for _, grp in cells.groupby("indicator", sort=False):
-        recs = records(grp)
+    for recs in items.values():
         if any(charts.is_suppressed(r, doc.min_cell) for r in recs):
             continue
         levels = sorted({int(r["level"]) for r in recs if r["level"].isdigit()})

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xlsxwriter
-from xlsxwriter.utility import xl_rowcol_to_cell_fast
-from xlsxwriter.worksheet import Worksheet
+from xlsxwriter.utility import xl_col_to_name
+from xlsxwriter.worksheet import CellBooleanTuple, CellNumberTuple, CellStringTuple, Worksheet
 
 from pipelines.report.context import ESTIMATE_NUMBERS, OUTCOME_NUMBERS, TABLE_COLUMNS, TABLES, map_distinct
 from pipelines.report.text import Strings, load_strings
@@ -86,7 +86,19 @@ def csv_text(frame: pd.DataFrame, text=None) -> str:
             return _to_csv(frame, text)
         fields.append(cells)
     header = ",".join(_csv_quote(c) for c in frame.columns)
-    return "\n".join([header, *map(",".join, zip(*fields))]) + "\n"
+    return header + "\n" + "".join(_interleave(fields, len(frame)))
+
+
+def _interleave(fields: list[list[str]], n: int) -> list[str]:
+    """The cells of `n` rows, row by row, each followed by its "," or the row's "\n": one list joined
+    once is about three times quicker than joining each row's tuple from `zip(*fields)` (tens of
+    thousands of rows), as each column goes into its slots with one slice assignment."""
+    k = len(fields)
+    flat = [","] * (2 * k * n)
+    for j, cells in enumerate(fields):
+        flat[2 * j::2 * k] = cells
+    flat[2 * k - 1::2 * k] = ["\n"] * n
+    return flat
 
 
 def _to_csv(frame: pd.DataFrame, text=None) -> str:
@@ -170,29 +182,72 @@ def collector_paused():
 
 
 class _Sheet(Worksheet):
-    """xlsxwriter's worksheet, writing the XML of a plain cell (a number, a shared string or a boolean)
-    in one step: xlsxwriter's general `_write_cell` builds and escapes a list of attributes per cell, about
-    a third of the appendix's time (~160,000 cells). The text is the same (a cell reference and a format
-    number need no escaping: tests/test_report.py compares with xlsxwriter's own); any other cell, and a
-    sheet in constant-memory mode, goes to xlsxwriter's own writer."""
+    """xlsxwriter's worksheet, writing the XML of its plain cells (numbers, shared strings, booleans) a row at
+    a time: xlsxwriter's general `_write_cell` builds and escapes a list of attributes per cell, and its
+    `_write_rows` and `_calculate_spans` scan every column of every row, most of the appendix's time
+    (~160,000 cells). The text is the same (a cell reference and a format number need no escaping:
+    tests/test_report.py compares with xlsxwriter's own); any other cell, and a sheet with comments or in
+    constant-memory mode, goes to xlsxwriter's own writer."""
 
-    def _write_cell(self, row: int, col: int, cell) -> None:
-        kind = type(cell).__name__
-        if kind not in ("Number", "String", "Boolean") or self.constant_memory:
-            return super()._write_cell(row, col, cell)
-        style = cell.format   # the cell's format, else its row's, else its column's (as xlsxwriter does)
-        if not style:
-            info = self.row_info.get(row)
-            style = info.row_format if info is not None and info.row_format else None
-            if style is None and col in self.col_info:
-                style = self.col_info[col].column_format
-        attrs = f'r="{xl_rowcol_to_cell_fast(row, col)}"' + (f' s="{style._get_xf_index()}"' if style else "")
-        if kind == "Number":
-            self.fh.write(f"<c {attrs}><v>{cell.number:.16G}</v></c>")
-        elif kind == "String":
-            self.fh.write(f'<c {attrs} t="s"><v>{cell.string}</v></c>')
-        else:
-            self.fh.write(f'<c {attrs} t="b"><v>{"" if cell.boolean is None else cell.boolean}</v></c>')
+    def _write_rows(self) -> None:
+        if self.constant_memory or self.comments:
+            return super()._write_rows()
+        table, row_info = self.table, self.row_info
+        filled = {r: cells for r, cells in table.items() if cells}
+        spans: dict[int, list[int]] = {}   # per block of 16 rows, the first and last column with a cell
+        for r, cells in filled.items():
+            lo, hi = min(cells), max(cells)
+            span = spans.get(r // 16)
+            if span is None:
+                spans[r // 16] = [lo, hi]
+            else:
+                span[0], span[1] = min(span[0], lo), max(span[1], hi)
+        self.row_spans = {k: f"{lo + 1}:{hi + 1}" for k, (lo, hi) in spans.items()}
+        names = [xl_col_to_name(c) for c in range(self.dim_colmax + 1)]
+        column_attrs: dict[int, str] = {}   # a column's format, as the attribute of its cells without one
+        string_tails: dict[int, str] = {}   # the rest of a shared string's cell, by its index
+        write = self.fh.write
+        for r in sorted(filled.keys() | row_info.keys()):
+            span = self.row_spans.get(r // 16)
+            info = row_info.get(r)
+            cells = filled.get(r)
+            if cells is None:
+                self._write_empty_row(r, span, info)
+                continue
+            self._write_row(r, span, info)
+            row_style = info.row_format if info is not None and info.row_format else None
+            number = str(r + 1)
+            out = []
+            for c in sorted(cells):
+                cell = cells[c]
+                kind = cell.__class__
+                if kind is CellNumberTuple:
+                    tail = f"><v>{cell.number:.16G}</v></c>"
+                elif kind is CellStringTuple:
+                    tail = string_tails.get(cell.string)
+                    if tail is None:
+                        tail = string_tails[cell.string] = f' t="s"><v>{cell.string}</v></c>'
+                elif kind is CellBooleanTuple:
+                    tail = f' t="b"><v>{"" if cell.boolean is None else cell.boolean}</v></c>'
+                else:
+                    if out:
+                        write("".join(out))
+                        out = []
+                    self._write_cell(r, c, cell)
+                    continue
+                # the cell's format, else its row's, else its column's (as xlsxwriter does)
+                style = cell.format or row_style
+                if style:
+                    attr = f' s="{style._get_xf_index()}"'
+                else:
+                    attr = column_attrs.get(c)
+                    if attr is None:
+                        info_c = self.col_info.get(c)
+                        style = info_c.column_format if info_c is not None else None
+                        attr = column_attrs[c] = f' s="{style._get_xf_index()}"' if style else ""
+                out.append(f'<c r="{names[c]}{number}"{attr}{tail}')
+            write("".join(out))
+            self._xml_end_tag("row")
 
 
 def _workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.date | None, min_cell: int,
@@ -243,41 +298,73 @@ def _workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.d
     return buffer.getvalue()
 
 
-def _write_column(ws, c: int, series: pd.Series, marker: str | None, suppressed, grey) -> None:
+_MARK = object()   # a suppressed row's empty cell: the suppression marker, in grey
+
+
+def _write_column(ws: _Sheet, c: int, series: pd.Series, marker: str | None, suppressed, grey) -> None:
     """One column, typed once: booleans, numbers (±inf as text, as in the CSV) or strings; an empty cell of
-    a suppressed row gets the suppression marker instead of staying blank. Cells are written top to bottom
-    (the workbook numbers its shared strings in the order they are first written), through xlsxwriter's
-    undecorated writers: its `write_*` methods only add A1-notation handling on top, and a quarter's
-    appendix has ~160,000 cells."""
-    values = series.tolist()
-    write_string = getattr(ws, "_write_string", ws.write_string)
-    if series.dtype == bool:
-        write_boolean = getattr(ws, "_write_boolean", ws.write_boolean)
-        for r, v in enumerate(values, start=1):
-            write_boolean(r, c, v)
-        return
+    a suppressed row gets the suppression marker instead of staying blank.
+
+    The cells go into the worksheet's table as xlsxwriter's `_write_number`, `_write_string` and
+    `_write_boolean` would put them (a quarter's appendix has ~160,000 cells), without their per-cell checks:
+    the column's dimensions are checked once, a text is looked up in the shared strings once per distinct
+    value, in the order of first use top to bottom (the order that numbers the workbook's shared strings),
+    and its cell is shared by the rows that repeat it."""
+    values = series.tolist()[:ws.xls_rowmax - 1]   # (rows past the sheet's last, xlsxwriter would drop)
     marked = suppressed if marker is not None else None
-    write_number = getattr(ws, "_write_number", ws.write_number)
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        numbers = series.to_numpy(dtype=float, na_value=np.nan)
+    if series.dtype == bool:
+        cells = [CellBooleanTuple(1 if v else 0, None) for v in values]
+    elif pd.api.types.is_numeric_dtype(series.dtype):
+        numbers = series.to_numpy(dtype=float, na_value=np.nan)[:len(values)]
         special = ~np.isfinite(numbers)
-        if not special.any():
-            for r, v in enumerate(values, start=1):
-                write_number(r, c, v)
-            return
-        for r, (v, odd) in enumerate(zip(values, special.tolist()), start=1):
-            if not odd:
-                write_number(r, c, v)
-            elif v is not None and v is not pd.NA and not math.isnan(v):
-                write_string(r, c, "inf" if v > 0 else "-inf")
-            elif marked is not None and marked[r - 1]:
-                write_string(r, c, marker, grey)
+        cells = [CellNumberTuple(v, None) for v in values]
+        for i in np.flatnonzero(special).tolist():
+            v = values[i]
+            if v is not None and v is not pd.NA and not math.isnan(v):
+                cells[i] = "inf" if v > 0 else "-inf"
+            else:
+                cells[i] = _MARK if marked is not None and marked[i] else None
+    elif pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        # texts and missing values only: each distinct one typed once
+        codes, uniques = pd.factorize(series.to_numpy(dtype=object)[:len(values)], use_na_sentinel=True)
+        blank = np.array([u == "" for u in uniques] + [True])[codes]
+        cells = np.array([*uniques, None], dtype=object)[codes].tolist()
+        for i in np.flatnonzero(blank).tolist():
+            cells[i] = _MARK if marked is not None and marked[i] else None
+    else:
+        cells = []
+        for i, v in enumerate(values):
+            if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or v == "":
+                cells.append(_MARK if marked is not None and marked[i] else None)
+            elif isinstance(v, (bool, np.bool_)):
+                cells.append(CellBooleanTuple(1 if v else 0, None))
+            else:
+                cells.append(str(v))
+    rows = [r for r, cell in enumerate(cells, start=1) if cell is not None]
+    if not rows:
         return
-    for r, v in enumerate(values, start=1):
-        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or v == "":
-            if marked is not None and marked[r - 1]:
-                write_string(r, c, marker, grey)
-        elif isinstance(v, (bool, np.bool_)):
-            ws.write_boolean(r, c, bool(v))
-        else:
-            write_string(r, c, str(v))
+    ws._check_dimensions(rows[0], c)
+    ws._check_dimensions(rows[-1], c)
+    strings = ws.str_table
+    shared: dict[str, tuple] = {}
+    marker_cell = None
+    table = ws.table
+    for r in rows:
+        cell = cells[r - 1]
+        if cell.__class__ is str:
+            text = cell
+            cell = shared.get(text)
+            if cell is None:
+                if len(text) > ws.xls_strmax // 2:   # (may need truncating: xlsxwriter's own writer)
+                    ws._write_string(r, c, text)
+                    continue
+                cell = shared[text] = CellStringTuple(strings._get_shared_string_index(text), None)
+            else:
+                strings.count += 1
+        elif cell is _MARK:
+            if marker_cell is None:
+                marker_cell = CellStringTuple(strings._get_shared_string_index(marker), grey)
+            else:
+                strings.count += 1
+            cell = marker_cell
+        table[r][c] = cell
