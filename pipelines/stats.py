@@ -264,11 +264,15 @@ def _has_ties(x: np.ndarray) -> bool:
 
 # --------------------------------------------------------------------------- paired
 
-def _clean_pairs(pre, post) -> tuple[pd.Series, pd.Series]:
-    pre_s, post_s = pd.Series(pre).reset_index(drop=True), pd.Series(post).reset_index(drop=True)
+def _clean_pairs(pre, post, level: str) -> tuple:
+    """The complete pairs: float arrays stay arrays (`_float_array`), other inputs become Series, as do
+    nominal data whatever they are given as (their levels are compared as the Series holds them)."""
+    arrays = level != "nominal" and _float_array(pre) and _float_array(post)
+    pre_s, post_s = (pre, post) if arrays else (pd.Series(pre).reset_index(drop=True),
+                                                pd.Series(post).reset_index(drop=True))
     if len(pre_s) != len(post_s):
         raise ValueError(f"paired data need equal lengths, got {len(pre_s)} and {len(post_s)}")
-    keep = pre_s.notna() & post_s.notna()
+    keep = ~(np.isnan(pre_s) | np.isnan(post_s)) if arrays else pre_s.notna() & post_s.notna()
     return pre_s[keep], post_s[keep]
 
 
@@ -287,13 +291,6 @@ def _float_array(x) -> bool:
     return isinstance(x, np.ndarray) and x.dtype == np.float64 and x.ndim == 1
 
 
-def _complete_pairs(pre: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if len(pre) != len(post):
-        raise ValueError(f"paired data need equal lengths, got {len(pre)} and {len(post)}")
-    keep = ~(np.isnan(pre) | np.isnan(post))
-    return pre[keep], post[keep]
-
-
 def paired(pre, post, level: str = "interval", method: str = "auto") -> dict:
     """Compare the same respondents before and after (pairs with a missing value are dropped).
 
@@ -307,8 +304,7 @@ def paired(pre, post, level: str = "interval", method: str = "auto") -> dict:
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    fast = level != "nominal" and _float_array(pre) and _float_array(post)  # (nominal: Series, as given)
-    pre_s, post_s = _complete_pairs(pre, post) if fast else _clean_pairs(pre, post)
+    pre_s, post_s = _clean_pairs(pre, post, level)
     n = len(pre_s)
     if level == "nominal":
         if method not in ("auto", "stuart_maxwell"):

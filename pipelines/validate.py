@@ -238,10 +238,8 @@ def _deferred(names: Sequence[str]):
 def _gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    if "great_expectations" not in sys.modules:
-        with _deferred(_DEFERRED_BY_GX):
-            import great_expectations  # noqa: F401
-    import great_expectations as gx
+    with _deferred(_DEFERRED_BY_GX):  # (nothing to defer once GX is imported)
+        import great_expectations as gx
     if not _CUSTOM:
         _define_custom_expectations()
         _define_docs_views()
