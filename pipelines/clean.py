@@ -18,7 +18,7 @@ import pandas as pd
 from pipelines.codebook import Codebook
 from pipelines.config import Config, fold_name
 from pipelines.decisions import apply_decisions
-from pipelines.ingest.tables import column_arrays
+from pipelines.frames import column_arrays
 from pipelines.privacy import normalise_phone, normalise_text_id, respondent_keys, scrub_text
 from pipelines.scales import add_scores
 

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import sparse, special
 
 from pipelines.codebook import Codebook
-from pipelines.ingest.tables import column_arrays
+from pipelines.frames import column_arrays
 from pipelines.survey import Design
 
 COLUMNS = ["wave", "instrument", "indicator", "stat", "level", "group_var", "group", "estimate", "se", "ci_low",

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.codebook import Codebook, Question, Scale
-from pipelines.ingest.tables import column_arrays
+from pipelines.frames import column_arrays
 
 
 def _numbers(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.codebook import Codebook
-from pipelines.ingest.tables import column_arrays
+from pipelines.frames import column_arrays
 
 
 def merge_downloads(parts: list[tuple[pd.DataFrame, pd.DataFrame, dict]], codebook: Codebook | None = None):

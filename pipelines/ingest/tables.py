@@ -484,21 +484,6 @@ def column_values(table: pd.DataFrame) -> list:
     return [table.iloc[:, j].to_numpy(dtype=object) if is_text else table.iloc[:, j] for j, is_text in enumerate(text)]
 
 
-def column_arrays(frame: pd.DataFrame, names) -> list:
-    """`[frame[name].array for name in names]` without a Series per column.
-
-    `frame[name]` builds (and caches) a Series, ~40 µs; the stages read a few hundred columns of each table
-    from frames that are new each time, so that was a sizeable share of a table's cost. The arrays are the
-    ones the Series would hold (pandas' `_get_column_array`; plain numpy columns wrapped as `.array` does).
-    Repeated column names, or a pandas without the accessor, take the Series route."""
-    get = getattr(frame, "_get_column_array", None)
-    if get is None or not frame.columns.is_unique:
-        return [frame[name].array for name in names]
-    columns = frame.columns
-    arrays = [get(columns.get_loc(name)) for name in names]
-    return [pd.arrays.NumpyExtensionArray(a) if isinstance(a, np.ndarray) else a for a in arrays]
-
-
 def isin(values, texts) -> np.ndarray:
     """`Series.isin(texts)` as a bool array, testing each distinct value once."""
     return isin_each(values, texts)[0]
