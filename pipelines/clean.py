@@ -11,6 +11,7 @@ import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,10 +70,35 @@ def parse_number(value: object) -> float:
 
 def clean_responses(raw: pd.DataFrame, missing: pd.DataFrame, book: Codebook, config: Config, wave: str,
                     key: bytes, decisions: pd.DataFrame | None = None) -> CleanResult:
-    df = raw.reset_index(drop=True)  # (a copy: raw is never changed)
+    return clean_waves([(wave, raw, missing)], book, config, key, decisions)[0]
+
+
+def clean_waves(parts: Sequence[tuple[str, pd.DataFrame, pd.DataFrame]], book: Codebook, config: Config,
+                key: bytes, decisions: pd.DataFrame | None = None) -> list[CleanResult]:
+    """`clean_responses` for several waves of one instrument, (wave, raw, missing) each: the same results,
+    wave by wave, computed on the waves' rows stacked together when their exports have the same columns and
+    dtypes. Cleaning costs per column far more than per row (a demo wave has ~300 rows and ~90 columns), so
+    six waves stacked cost about a quarter of six cleaned one by one. Every rule is per row except the
+    speeder limit (each wave's own median) and duplicates (within a wave), which take the wave into account."""
+    if len(parts) > 1 and not _stackable(parts):
+        return [clean_waves([part], book, config, key, decisions)[0] for part in parts]
+    waves = [wave for wave, _, _ in parts]
+    sizes = [len(raw) for _, raw, _ in parts]
+    bounds = np.cumsum([0, *sizes])
+    segments = list(zip(waves, bounds[:-1].tolist(), bounds[1:].tolist()))
+    several = len(parts) > 1
+    # (a copy: raw is never changed)
+    df = pd.concat([raw for _, raw, _ in parts], ignore_index=True) if several else parts[0][1].reset_index(drop=True)
     logs: list[pd.DataFrame] = []
-    df.insert(0, "response_id", f"{wave}-{book.instrument}-" + df["platform_id"].astype(str))
-    df["wave"], df["instrument"] = wave, book.instrument
+    if several:
+        prefix = pd.Series(np.repeat(np.array([f"{w}-{book.instrument}-" for w in waves], dtype=object), sizes),
+                           index=df.index, dtype=object)
+        df.insert(0, "response_id", prefix + df["platform_id"].astype(str))
+        df["wave"] = np.repeat(np.array(waves, dtype=object), sizes)
+    else:
+        df.insert(0, "response_id", f"{waves[0]}-{book.instrument}-" + df["platform_id"].astype(str))
+        df["wave"] = waves[0]
+    df["instrument"] = book.instrument
     df["review_flag"] = ""
     # each row's first exclusion rule and reason ("" = kept), as arrays: rules run a few dozen times per table
     excluded = np.full(len(df), "", dtype=object)
@@ -92,9 +118,9 @@ def clean_responses(raw: pd.DataFrame, missing: pd.DataFrame, book: Codebook, co
     logs.append(_parse_numbers(df, book, exclude))
     logs.append(_clean_text(df, book))
     logs.append(_skip_logic(df, book))
-    _speeders(df, config, exclude)
+    _speeders(df, config, exclude, segments)
     _straightliners(df, book, config, exclude)
-    _duplicates(df, book, config, exclude)
+    _duplicates(df, book, config, exclude, by_wave=several)
     keep_override = manual.keep & (excluded != "")
     if keep_override.any():
         logs.append(pd.DataFrame({"response_id": df.loc[keep_override, "response_id"], "column": "(row)",
@@ -111,8 +137,38 @@ def clean_responses(raw: pd.DataFrame, missing: pd.DataFrame, book: Codebook, co
     skip = set(columns) | _drop_columns(book, df)
     derived = [c for c in clean.columns if c not in skip]
     clean = clean[columns + derived]
-    log = pd.concat([x for x in logs if x is not None and len(x)] or [pd.DataFrame(columns=LOG_COLUMNS)],
-                    ignore_index=True)[LOG_COLUMNS]
+    logs = [x for x in logs if x is not None and len(x)]
+    if not several:
+        return [_result(waves[0], book, df, missing, clean, logs, exclusions) for _, _, missing in parts]
+    kept_before = np.concatenate([[0], np.cumsum(kept.to_numpy())])
+    results = []
+    for (wave, lo, hi), (_, raw, missing) in zip(segments, parts):
+        a, b = int(kept_before[lo]), int(kept_before[hi])
+        if a == b:  # every row excluded: cleaned alone (an empty table's columns are typed as one wave's are)
+            results.append(clean_waves([(wave, raw, missing)], book, config, key, decisions)[0])
+            continue
+        part = clean.iloc[a:b].copy()
+        part.index = pd.RangeIndex(b - a)
+        ids = set(df["response_id"].iloc[lo:hi])
+        results.append(_result(wave, book, df.iloc[lo:hi], missing, part,
+                               [x for x in (x[x["response_id"].isin(ids)] for x in logs) if len(x)],
+                               exclusions[(exclusions.index >= lo) & (exclusions.index < hi)]))
+    return results
+
+
+def _stackable(parts) -> bool:
+    """Whether the waves' exports can be cleaned as one table: the same columns with the same dtypes (then
+    every per-row rule gives each row what it gives in its own wave)."""
+    first, first_missing = parts[0][1], parts[0][2]
+    return all(list(raw.columns) == list(first.columns) and raw.dtypes.tolist() == first.dtypes.tolist()
+               and raw.columns.is_unique and list(missing.columns) == list(first_missing.columns)
+               for _, raw, missing in parts)
+
+
+def _result(wave: str, book: Codebook, df: pd.DataFrame, missing: pd.DataFrame, clean: pd.DataFrame,
+            logs: list[pd.DataFrame], exclusions: pd.DataFrame) -> CleanResult:
+    """One wave's CleanResult, from its rows of the (stacked) table: `df` all rows read, `clean` those kept."""
+    log = pd.concat(logs or [pd.DataFrame(columns=LOG_COLUMNS)], ignore_index=True)[LOG_COLUMNS]
     log = log[log["response_id"].isin(set(clean["response_id"]))].reset_index(drop=True)
     funnel = _funnel(wave, book.instrument, len(df), exclusions, len(clean))
     assert len(df) == len(clean) + len(exclusions), "row accounting broke: read ≠ kept + excluded"
@@ -268,15 +324,23 @@ def _skip_logic(df, book) -> pd.DataFrame:
     return pd.concat(logs, ignore_index=True) if logs else None
 
 
-def _speeders(df, config, exclude) -> None:
+def _speeders(df, config, exclude, segments) -> None:
+    """Faster than a fraction of the median duration of the respondent's own wave (`segments`: each wave's
+    rows, (wave, first, end))."""
     t = config.thresholds
     durations = pd.to_numeric(df["duration_s"], errors="coerce")
-    if durations.notna().sum() < t.speeder_min_responses:
-        return
-    limit = t.speeder_fraction_of_median * durations.median()
-    exclude(durations < limit, "speeder",
-            "用时 " + durations.map(lambda v: f"{v:g}") + " 秒，少于中位数的 "
-            f"{t.speeder_fraction_of_median:.0%}（{limit:.0f} 秒）")
+    shown = None
+    for _, lo, hi in segments:
+        part = durations.iloc[lo:hi]
+        if part.notna().sum() < t.speeder_min_responses:
+            continue
+        limit = t.speeder_fraction_of_median * part.median()
+        fast = np.zeros(len(df), dtype=bool)
+        fast[lo:hi] = (part < limit).to_numpy(dtype=bool)
+        if shown is None:
+            shown = durations.map(lambda v: f"{v:g}")
+        exclude(fast, "speeder", "用时 " + shown + " 秒，少于中位数的 "
+                f"{t.speeder_fraction_of_median:.0%}（{limit:.0f} 秒）")
 
 
 def _straightliners(df, book, config, exclude) -> None:
@@ -330,15 +394,17 @@ def _row_ids(codes: np.ndarray) -> np.ndarray:
     return pd.factorize(np.array([row.tobytes() for row in rows], dtype=object))[0]
 
 
-def _duplicates(df, book, config, exclude) -> None:
+def _duplicates(df, book, config, exclude, by_wave: bool = False) -> None:
     """Exact duplicates (the same answers and respondent key as an earlier submission) and repeat answers by one
     respondent within a phase. Rows are compared through per-column value codes (`_answer_codes`), never by
-    converting every cell to text. `df` has a RangeIndex, so index labels are row positions."""
+    converting every cell to text. `df` has a RangeIndex, so index labels are row positions. `by_wave`: `df`
+    holds several waves, and a duplicate is one within the same wave."""
     if not len(df):
         return
     cols = _answer_columns(book, df)
     codes = _answer_codes(df, cols)
-    signature = _row_ids(np.column_stack([codes, _answer_codes(df, ["respondent_key"])]))
+    signature = _row_ids(np.column_stack([codes, _answer_codes(df, ["respondent_key", "wave"] if by_wave
+                                                           else ["respondent_key"])]))
     by_time = df["submitted_at"].sort_values(kind="stable").index.to_numpy()
     in_time = signature[by_time]
     exact = np.zeros(len(df), dtype=bool)
@@ -352,6 +418,8 @@ def _duplicates(df, book, config, exclude) -> None:
     phase = book.by_role("phase")
     # an activity's pre and post tests are the same person twice by design: a duplicate is within a phase
     by = ["respondent_key", phase.name] if phase is not None and phase.name in df else ["respondent_key"]
+    if by_wave:
+        by.append("wave")
     limit = config.thresholds.near_duplicate_max_diff
     # each respondent's earliest answer first
     sub = df.loc[keyed, list(dict.fromkeys(by + ["submitted_at"]))].sort_values("submitted_at", kind="stable")

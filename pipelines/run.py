@@ -132,31 +132,47 @@ def compute_table(root: Path, config: Config, books: dict[str, Codebook], key: b
                   job: tuple) -> TableResult:
     """Ingest, clean, weight and analyse one (wave, instrument) table (in this process or the run's helper):
     the per-table estimates run here, spread over both processes, not in the analysis stage."""
+    return compute_tables(root, config, books, key, decisions, (job,))[0]
+
+
+def compute_tables(root: Path, config: Config, books: dict[str, Codebook], key: bytes, decisions: pd.DataFrame,
+                   jobs: tuple) -> list[TableResult]:
+    """`compute_table` for several waves of one instrument: each ingested, weighted and analysed on its own,
+    cleaned together (`clean.clean_waves`: most of cleaning's cost is per column, so stacked waves share it)."""
     from pipelines.analyze import analyze_table
-    from pipelines.clean import clean_responses
+    from pipelines.clean import clean_waves
     from pipelines.ingest import ingest_folder
     from pipelines.weights import weight_table
 
-    wave_id, instrument, folder = job[:3]  # (a fourth item, the cache key, is for the caller)
-    book = books[instrument]
-    seconds = {}
+    book = books[jobs[0][1]]
+    assert all(job[1] == book.instrument for job in jobs), "tables cleaned together share their instrument"
+    seconds: list[dict[str, float]] = []
+    ingested = []
+    for job in jobs:  # (a job: wave, instrument, folder, and for the caller the cache key)
+        t0 = time.perf_counter()
+        ingested.append(ingest_folder(Path(job[2]), book, root))
+        seconds.append({"ingest": time.perf_counter() - t0})
     t0 = time.perf_counter()
-    ingested = ingest_folder(Path(folder), book, root)
-    seconds["ingest"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    cleaned = clean_responses(ingested.frame, ingested.missing, book, config, wave_id, key, decisions)
-    seconds["clean"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    weighted = weight_table(cleaned.frame, book, config)
-    seconds["weight"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    analysis = analyze_table(weighted.frame, weighted.design, book, config, wave_id)
-    seconds["estimate"] = time.perf_counter() - t0
-    files = [_file_entry(root, info) for info in ingested.files]
-    # the data_clean/ files are encoded here, in whichever process computed the table (publishing then
-    # only writes bytes): the tables are shared by both processes of a run, publishing is not
-    parquet = {".parquet": parquet_bytes(weighted.frame), ".missing.parquet": parquet_bytes(cleaned.missing)}
-    return TableResult(wave_id, instrument, cleaned, weighted, files, analysis, seconds, parquet)
+    cleaned = clean_waves([(job[0], one.frame, one.missing) for job, one in zip(jobs, ingested)], book, config,
+                          key, decisions)
+    shared = time.perf_counter() - t0
+    rows = [len(one.frame) for one in ingested]
+    for row_count, own in zip(rows, seconds):  # (the stacked cleaning's seconds, shared out by rows read)
+        own["clean"] = shared * (row_count / sum(rows) if sum(rows) else 1 / len(jobs))
+    results = []
+    for job, one, clean, own in zip(jobs, ingested, cleaned, seconds):
+        t0 = time.perf_counter()
+        weighted = weight_table(clean.frame, book, config)
+        own["weight"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        analysis = analyze_table(weighted.frame, weighted.design, book, config, job[0])
+        own["estimate"] = time.perf_counter() - t0
+        files = [_file_entry(root, info) for info in one.files]
+        # the data_clean/ files are encoded here, in whichever process computed the table (publishing then
+        # only writes bytes): the tables are shared by both processes of a run, publishing is not
+        parquet = {".parquet": parquet_bytes(weighted.frame), ".missing.parquet": parquet_bytes(clean.missing)}
+        results.append(TableResult(job[0], book.instrument, clean, weighted, files, analysis, own, parquet))
+    return results
 
 
 def compute_keys(state: RunState) -> list[tuple[str, str, Path]]:
@@ -175,6 +191,25 @@ def _folder_bytes(folder: str) -> int:
     return sum(entry.stat().st_size for entry in os.scandir(folder) if entry.is_file())
 
 
+# At most this many waves of an instrument are cleaned together (`compute_tables`): enough to share most of
+# cleaning's per-column cost, few enough that both processes of a run still get several jobs each.
+TABLES_CLEANED_TOGETHER = 3
+
+
+def _chunks(jobs: list[tuple], size: int) -> list[tuple]:
+    """The jobs grouped by instrument, in runs of at most `size` (each group's waves in their order), balanced:
+    six waves make two groups of three, four make two of two."""
+    by_instrument: dict[str, list[tuple]] = {}
+    for job in jobs:
+        by_instrument.setdefault(job[1], []).append(job)
+    chunks = []
+    for group in by_instrument.values():
+        count = -(-len(group) // size)
+        edges = [round(i * len(group) / count) for i in range(count + 1)]
+        chunks.extend(tuple(group[a:b]) for a, b in zip(edges[:-1], edges[1:]))
+    return chunks
+
+
 def process_tables(state: RunState, progress=None, helper=None) -> None:
     """Ingest, clean, weight and analyse every (wave, instrument) of the run, reusing unchanged tables' results;
     shared with the run's helper process (`pipelines.worker`) when there is one."""
@@ -191,22 +226,26 @@ def process_tables(state: RunState, progress=None, helper=None) -> None:
             jobs.append((wave_id, instrument, str(folder), tkey if state.cache and state.cache.enabled else None))
     stage(progress, "读取、清理、加权 ingest, clean, weight", len(jobs))
 
-    def compute(job):
+    def compute(chunk):
         # each process stores its own tables in the cache as it computes them (the helper: `worker._table`),
         # so this is shared too, not left to the end of the stage
-        result = compute_table(state.root, state.config, state.books, key, decisions, job)
-        if job[3] is not None:
-            state.cache.put("table", job[3], result)
-        return result
+        results = compute_tables(state.root, state.config, state.books, key, decisions, chunk)
+        for job, result in zip(chunk, results):
+            if job[3] is not None:
+                state.cache.put("table", job[3], result)
+        return results
 
+    chunks = _chunks(jobs, TABLES_CLEANED_TOGETHER)
     if helper is not None and jobs:
         helper.warm_up()
-    if helper is not None and len(jobs) > 1:  # largest first: the two processes then finish close together
-        largest = sorted(range(len(jobs)), key=lambda i: -_folder_bytes(jobs[i][2]))
-        shared = helper.map_tables([jobs[i] for i in largest], compute)
-        results = [result for _, result in sorted(zip(largest, shared), key=lambda pair: pair[0])]
+    if helper is not None and len(chunks) > 1:  # largest first: the two processes then finish close together
+        largest = sorted(range(len(chunks)), key=lambda i: -sum(_folder_bytes(job[2]) for job in chunks[i]))
+        shared = dict(zip(largest, helper.map_tables([chunks[i] for i in largest], compute)))
+        computed = [shared[i] for i in range(len(chunks))]
     else:
-        results = [compute(job) for job in jobs]
+        computed = [compute(chunk) for chunk in chunks]
+    jobs = [job for chunk in chunks for job in chunk]
+    results = [result for chunk in computed for result in chunk]
     for (wave_id, instrument, *_), result in zip(jobs, results):
         state.tables[(wave_id, instrument)] = result
         if progress:

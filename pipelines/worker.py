@@ -111,16 +111,30 @@ class _Pickled(bytes):
     """A result pickled in the helper, to be unpickled by the main process."""
 
 
-def _table(job: tuple) -> _Pickled:
-    """One table computed here, pickled once: the same bytes go to the cache when the job names a cache key
-    (`job[3]`; the helper stores its own tables, as the main process does), and back to the main process."""
+def _table(chunk: tuple) -> list[_Pickled]:
+    """Tables computed here (`run.compute_tables`: waves of one instrument), each pickled once: the same bytes
+    go to the cache when its job names a cache key (`job[3]`; the helper stores its own tables, as the main
+    process does), and back to the main process."""
     from pipelines.cache import Cache
-    from pipelines.run import compute_table
-    result = compute_table(_STATE["root"], _STATE["config"], _STATE["books"], _STATE["key"], _STATE["decisions"], job)
-    data = _Pickled(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-    if len(job) > 3 and job[3] is not None:
-        Cache(_STATE["root"]).put_pickled("table", job[3], data)
-    return data
+    from pipelines.run import compute_tables
+    results = compute_tables(_STATE["root"], _STATE["config"], _STATE["books"], _STATE["key"], _STATE["decisions"],
+                             chunk)
+    out = []
+    for job, result in zip(chunk, results):
+        data = _Pickled(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        if len(job) > 3 and job[3] is not None:
+            Cache(_STATE["root"]).put_pickled("table", job[3], data)
+        out.append(data)
+    return out
+
+
+def _unpickled(result):
+    """A helper's result as the main process uses it (`_Pickled` ones, alone or in a list, unpickled)."""
+    if isinstance(result, _Pickled):
+        return pickle.loads(result)
+    if isinstance(result, list) and result and all(isinstance(item, _Pickled) for item in result):
+        return [pickle.loads(item) for item in result]
+    return result
 
 
 def _timed(name: str, started: float) -> None:
@@ -241,9 +255,9 @@ class Helper:
             self._submit(_warm_up)
 
     def map_tables(self, jobs: list, compute: Callable) -> list:
-        """`compute(job)` for every (wave, instrument) job here, `_table(job)` in the helper (`share`): given
-        the largest jobs first, the last ones are small, so neither process waits long for the other at the
-        end. The helper's first job waits for its GX import (`warm_up`)."""
+        """`compute(chunk)` for every chunk of (wave, instrument) jobs here, `_table(chunk)` in the helper
+        (`share`): given the largest chunks first, the last ones are small, so neither process waits long for
+        the other at the end. The helper's first chunk waits for its GX import (`warm_up`)."""
         self.warm_up()
         return self.share(jobs, compute, _table)
 
@@ -296,7 +310,7 @@ class Helper:
             feeder.join()
         for i, future in taken.items():
             result = self._result(future, here, jobs[i])
-            results[i] = pickle.loads(result) if isinstance(result, _Pickled) else result
+            results[i] = _unpickled(result)
         return [results[i] for i in range(len(jobs))]
 
     def validate(self, frames, docs_dir: Path, keys: dict[str, str], use_cache: bool = True) -> None:

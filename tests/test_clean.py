@@ -173,3 +173,66 @@ def test_decisions_are_reapplied(child_raw, books, config):
     assert _rule(result, 16) == "decision_drop"
     rules = set(result.log["rule"])
     assert "decision_keep" in rules and any(r.startswith("decision_set") for r in rules)
+
+
+def _wave(raw, wave, duration):
+    """The 40 responses as another wave's export (own platform ids, source file and durations)."""
+    out = raw.copy()
+    out["platform_id"] = out["platform_id"].astype(str) + f"-{wave}"
+    out["source_file"] = f"data_raw/{wave}/child/x.xlsx"
+    out["duration_s"] = duration
+    return out
+
+
+def _same_results(together, alone):
+    for a, b in zip(together, alone):
+        for name in ("frame", "log", "exclusions", "funnel", "missing"):
+            x, y = getattr(a, name), getattr(b, name)
+            pd.testing.assert_frame_equal(x, y, check_exact=True)
+            assert x.dtypes.tolist() == y.dtypes.tolist() and type(x.index) is type(y.index)
+        assert a.counts == b.counts
+
+
+def test_waves_cleaned_together_give_each_wave_its_own_result(child_raw, books, config):
+    """Stacked cleaning (`clean_waves`) gives every wave exactly what cleaning it alone gives, including the
+    two rules that look beyond a row: the speeder limit is each wave's own median, and the same person with
+    the same answers in two waves (a panel) is no duplicate, while a duplicate within a wave still is."""
+    from pipelines.clean import clean_waves
+
+    book = books["child"]
+    a = _wave(child_raw, "2024-needs", 300.0)
+    b = _wave(child_raw, "2024Q4", 900.0)
+    a.loc[1, "duration_s"] = 200.0   # above a third of a's median (300 s): kept in a
+    b.loc[1, "duration_s"] = 200.0   # under a third of b's median (900 s): a speeder in b
+    b = pd.concat([b, b.iloc[[4]]], ignore_index=True)  # an exact duplicate within b
+    b.loc[40, ["platform_id", "source_row"]] = ["dup-2024Q4", 41]
+    b.loc[40, "submitted_at"] = b.loc[4, "submitted_at"] + pd.Timedelta(minutes=3)
+    b.loc[7, "phone"] = b.loc[6, "phone"]  # a repeat respondent within b
+    b.loc[7, "submitted_at"] = b.loc[6, "submitted_at"] + pd.Timedelta(hours=1)
+    c = _wave(child_raw, "2025Q1", 300.0).iloc[:25].copy()
+    c["resp_name"] = "测试"  # every response a test: nothing kept
+    a.loc[2, "compound"] = "金上小区"
+    decisions = pd.DataFrame([[f"2024Q4-child-{b.loc[3, 'platform_id']}", "drop", "", "", "撤回"],
+                              [f"2024-needs-child-{a.loc[2, 'platform_id']}", "set", "compound", "金尚小区", "核实"]],
+                             columns=DECISION_COLUMNS)
+    missing = pd.DataFrame(columns=["source_file", "source_row", "column", "reason"])
+    parts = [("2024-needs", a, missing), ("2024Q4", b, missing), ("2025Q1", c, missing)]
+    together = clean_waves(parts, book, config, KEY, decisions)
+    alone = [clean_responses(raw, m, book, config, wave, KEY, decisions) for wave, raw, m in parts]
+    _same_results(together, alone)
+    rules = [dict(zip(r.exclusions["source_row"], r.exclusions["rule"])) for r in together]
+    assert 2 not in rules[0] and rules[1][2] == "speeder"
+    assert rules[1][41] == "duplicate" and rules[1][8] == "duplicate_respondent" and rules[1][4] == "decision_drop"
+    assert together[0].counts["kept"] == 40 and together[2].counts == {"read": 25, "kept": 0, "excluded": 25}
+    assert set(together[0].frame["wave"]) == {"2024-needs"} and together[1].frame.index.equals(pd.RangeIndex(37))
+
+
+def test_waves_whose_exports_differ_are_cleaned_one_by_one(child_raw, books, config):
+    from pipelines.clean import clean_waves
+
+    a = _wave(child_raw, "2024-needs", 300.0)
+    b = _wave(child_raw, "2024Q4", 300.0).drop(columns=["ip"])  # a column fewer: not stacked
+    missing = pd.DataFrame(columns=["source_file", "source_row", "column", "reason"])
+    parts = [("2024-needs", a, missing), ("2024Q4", b, missing)]
+    _same_results(clean_waves(parts, books["child"], config, KEY),
+                  [clean_responses(raw, m, books["child"], config, wave, KEY) for wave, raw, m in parts])

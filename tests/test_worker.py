@@ -46,9 +46,10 @@ def test_the_helper_holds_the_run_s_config_and_codebooks(demo_root, fork):
         assert not helper.broken
 
 
-def test_a_table_computed_by_the_helper_is_cached_there_and_arrives_whole(demo_root):
-    """The helper pickles a table once: the bytes it stores in the cache are the bytes it hands back, and
-    they unpickle to what this process computes for the same job."""
+def test_tables_computed_by_the_helper_are_cached_there_and_arrive_whole(demo_root):
+    """The helper pickles each table of a chunk once: the bytes it stores in the cache are the bytes it hands
+    back, and they unpickle to what this process computes for each job alone (the chunk's waves are cleaned
+    together there)."""
     import pickle
 
     from pipelines.cache import Cache
@@ -56,20 +57,26 @@ def test_a_table_computed_by_the_helper_is_cached_there_and_arrives_whole(demo_r
     from pipelines.worker import _table
 
     state = plan(demo_root, None)
-    job = min(compute_keys(state), key=lambda j: sum(f.stat().st_size for f in j[2].iterdir()))  # the smallest
-    job = (job[0], job[1], str(job[2]), "test-helper-cache-entry")
+    smallest = min(compute_keys(state), key=lambda j: sum(f.stat().st_size for f in j[2].iterdir()))
+    chunk = tuple((w, i, str(f), f"test-helper-cache-entry-{w}") for w, i, f in compute_keys(state)
+                  if i == smallest[1])[:2]
+    assert len(chunk) == 2
     cache = Cache(demo_root)
     try:
         with Helper(demo_root, state.config, state.books, b"test-key", pd.DataFrame()) as helper:
-            data = helper.submit(_table, job)()
-        assert isinstance(data, bytes) and cache._path("table", job[3]).read_bytes() == data
-        there = pickle.loads(data)
-        here = compute_table(demo_root, state.config, state.books, b"test-key", pd.DataFrame(), job)
-        pd.testing.assert_frame_equal(there.frame, here.frame)
-        assert there.parquet == here.parquet and there.clean.counts == here.clean.counts
-        assert there.analysis.estimates.equals(here.analysis.estimates)
+            data = helper.submit(_table, chunk)()
+        assert len(data) == 2
+        for job, one in zip(chunk, data):
+            assert isinstance(one, bytes) and cache._path("table", job[3]).read_bytes() == one
+            there = pickle.loads(one)
+            here = compute_table(demo_root, state.config, state.books, b"test-key", pd.DataFrame(), job)
+            assert (there.wave, there.instrument) == (job[0], job[1])
+            pd.testing.assert_frame_equal(there.frame, here.frame)
+            assert there.parquet == here.parquet and there.clean.counts == here.clean.counts
+            assert there.analysis.estimates.equals(here.analysis.estimates)
     finally:
-        cache._path("table", job[3]).unlink(missing_ok=True)
+        for job in chunk:
+            cache._path("table", job[3]).unlink(missing_ok=True)
 
 
 def test_a_run_collects_less_often_and_gives_the_caller_s_settings_back():
