@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, special
 
 from pipelines.codebook import Codebook
 from pipelines.frames import column_arrays
+from pipelines.lazy import scipy_sparse as sparse, scipy_special as special
 from pipelines.survey import Design
 
 COLUMNS = ["wave", "instrument", "indicator", "stat", "level", "group_var", "group", "estimate", "se", "ci_low",

@@ -17,10 +17,11 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import special
-from scipy.special import _ufuncs as _scu  # boost's binomial pmf/cdf/sf: what scipy.stats.binom evaluates
 
 from pipelines import survey
+from pipelines.lazy import scipy_special as special
+
+_scu = special._ufuncs  # boost's binomial pmf/cdf/sf: what scipy.stats.binom evaluates
 
 LEVELS = ("interval", "ordinal", "binary", "nominal")
 PAIRED_METHODS = ("paired_t", "wilcoxon_exact", "wilcoxon_normal_cc", "mcnemar_exact", "mcnemar_cc",

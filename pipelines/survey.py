@@ -23,7 +23,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import special
+
+from pipelines.lazy import scipy_special as special
 
 LONELY_PSU_OPTIONS = ("fail", "certainty", "remove", "adjust")
 

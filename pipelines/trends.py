@@ -24,7 +24,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, ndtr, ndtri
+
+from pipelines.lazy import scipy_special as special
+
+expit, ndtr, ndtri = special.expit, special.ndtr, special.ndtri
 
 MIXED_METHOD = "linear mixed model (REML), wave fixed effect, random intercept per respondent"
 ORDINAL_METHOD = "proportional-odds (cumulative logit) model, wave fixed effect"

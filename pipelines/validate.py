@@ -20,8 +20,6 @@ import contextlib
 import copy
 import gc
 import html
-import importlib.abc
-import importlib.util
 import logging
 import os
 import re
@@ -37,6 +35,7 @@ import pandas as pd
 from pipelines.codebook import Codebook, Question
 from pipelines.config import Config
 from pipelines.errors import ValidationFailed
+from pipelines.lazy import deferred
 
 VALIDATION_COLUMNS = ["wave", "instrument", "expectation", "column", "severity", "success", "unexpected_count",
                       "details"]
@@ -202,43 +201,10 @@ def _nonblank(s: pd.Series) -> np.ndarray:
 _DEFERRED_BY_GX = ("scipy.stats", "altair", "jsonschema")
 
 
-class _DeferredFinder(importlib.abc.MetaPathFinder):
-    """Finds `names` as the other finders do, but loads them lazily (`importlib.util.LazyLoader`): the module
-    object exists at once and runs its code on its first attribute access — so any later use still gets the
-    real module, and unused ones cost nothing."""
-
-    def __init__(self, names: set[str]):
-        self.names = names
-
-    def find_spec(self, name, path, target=None):
-        if name not in self.names:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = importlib.util.LazyLoader(spec.loader)
-                return spec
-        return None
-
-
-@contextlib.contextmanager
-def _deferred(names: Sequence[str]):
-    """While GX is imported, the listed modules not yet imported are deferred to their first use."""
-    finder = _DeferredFinder({n for n in names if n not in sys.modules})
-    sys.meta_path.insert(0, finder)
-    try:
-        yield
-    finally:
-        sys.meta_path.remove(finder)
-
-
 def _gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    with _deferred(_DEFERRED_BY_GX):  # (nothing to defer once GX is imported)
+    with deferred(_DEFERRED_BY_GX):  # (nothing to defer once GX is imported)
         import great_expectations as gx
     if not _CUSTOM:
         _define_custom_expectations()

@@ -25,6 +25,17 @@ def test_analysis_modules_do_not_import_scipy_stats_or_optimize():
     assert out.stdout.strip() == "[]"
 
 
+def test_scipy_starts_without_numpy_s_test_and_fortran_packages():
+    """scipy.special's start-up lists numpy's namespace, which imports numpy.testing and numpy.f2py
+    (~0.1 s per process): the pipeline imports scipy with both deferred, and they still work when used."""
+    code = ("import sys, pipelines.analyze, pipelines.estimates, pipelines.stats, pipelines.survey, pipelines.trends; "
+            "print([type(sys.modules[m]).__name__ for m in ('numpy.testing', 'numpy.f2py')]); "
+            "import numpy; numpy.testing.assert_allclose(1.0, 1.0 + 1e-9); "
+            "print(type(sys.modules['numpy.testing']).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['_LazyModule',", "'_LazyModule']", "module"]
+
+
 def test_exact_binomial_test_and_interval_equal_their_definitions():
     # R: binom.test(3, 12) → p = 2 · P(X ≤ 3) = 598/4096; CI = qbeta(.025, 3, 10), qbeta(.975, 4, 9)
     assert stats._binom_test_p(3, 12, 0.5) == float(Fraction(2 * sum(math.comb(12, i) for i in range(4)), 4096))
