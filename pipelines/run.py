@@ -210,6 +210,25 @@ def _chunks(jobs: list[tuple], size: int) -> list[tuple]:
     return chunks
 
 
+# the smallest jobs, together this share of the raw bytes, are computed table by table (`_largest_first`)
+LAST_SHARE = 0.2
+
+
+def _largest_first(chunks: list[tuple]) -> list[tuple]:
+    """The chunks in the order the two processes take them: largest first (by raw bytes), and the smallest,
+    together `LAST_SHARE` of the bytes, split into single tables. The stage ends when the process that took
+    the last job finishes it, so the last jobs are small: then neither process waits long for the other."""
+    sizes = {chunk: sum(_folder_bytes(job[2]) for job in chunk) for chunk in chunks}
+    ordered = sorted(chunks, key=lambda chunk: -sizes[chunk])
+    tail, total = 0, sum(sizes.values())
+    while len(ordered) > 1 and tail + sizes[ordered[-1]] <= LAST_SHARE * total and len(ordered[-1]) > 1:
+        tail += sizes[ordered[-1]]
+        ordered.pop()
+    last = sorted(((job,) for chunk in chunks if chunk not in ordered for job in chunk),
+                  key=lambda one: -_folder_bytes(one[0][2]))
+    return ordered + last
+
+
 def process_tables(state: RunState, progress=None, helper=None) -> None:
     """Ingest, clean, weight and analyse every (wave, instrument) of the run, reusing unchanged tables' results;
     shared with the run's helper process (`pipelines.worker`) when there is one."""
@@ -230,6 +249,8 @@ def process_tables(state: RunState, progress=None, helper=None) -> None:
         # each process stores its own tables in the cache as it computes them (the helper: `worker._table`),
         # so this is shared too, not left to the end of the stage
         results = compute_tables(state.root, state.config, state.books, key, decisions, chunk)
+        if helper is not None:  # the helper validates them: sent now, while it is still busy with tables
+            helper.keep_frames({(job[0], job[1]): result.frame for job, result in zip(chunk, results)})
         for job, result in zip(chunk, results):
             if job[3] is not None:
                 state.cache.put("table", job[3], result)
@@ -238,16 +259,14 @@ def process_tables(state: RunState, progress=None, helper=None) -> None:
     chunks = _chunks(jobs, TABLES_CLEANED_TOGETHER)
     if helper is not None and jobs:
         helper.warm_up()
-    if helper is not None and len(chunks) > 1:  # largest first: the two processes then finish close together
-        largest = sorted(range(len(chunks)), key=lambda i: -sum(_folder_bytes(job[2]) for job in chunks[i]))
-        shared = dict(zip(largest, helper.map_tables([chunks[i] for i in largest], compute)))
-        computed = [shared[i] for i in range(len(chunks))]
+    if helper is not None and len(chunks) > 1:
+        chunks = _largest_first(chunks)
+        computed = helper.map_tables(chunks, compute)
     else:
         computed = [compute(chunk) for chunk in chunks]
-    jobs = [job for chunk in chunks for job in chunk]
-    results = [result for chunk in computed for result in chunk]
-    for (wave_id, instrument, *_), result in zip(jobs, results):
-        state.tables[(wave_id, instrument)] = result
+    done = {(job[0], job[1]): result for chunk, results in zip(chunks, computed) for job, result in zip(chunk, results)}
+    for wave_id, instrument, *_ in jobs:  # (listed in wave order)
+        result = state.tables[(wave_id, instrument)] = done[(wave_id, instrument)]
         if progress:
             counts = result.clean.counts
             progress(f"{wave_id}/{instrument}: {counts['read']} read, {counts['kept']} kept")

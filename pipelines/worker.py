@@ -121,6 +121,7 @@ def _table(chunk: tuple) -> list[_Pickled]:
                              chunk)
     out = []
     for job, result in zip(chunk, results):
+        _STATE.setdefault("frames", {})[(job[0], job[1])] = result.frame  # (kept here for validation)
         data = _Pickled(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
         if len(job) > 3 and job[3] is not None:
             Cache(_STATE["root"]).put_pickled("table", job[3], data)
@@ -143,11 +144,20 @@ def _timed(name: str, started: float) -> None:
     seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
 
 
-def _validate(frames, keys: dict[str, str], use_cache: bool) -> pd.DataFrame:
+def _keep_frames(frames: dict) -> None:
+    """Tables the main process computed, sent as soon as they are, for validation (`Helper.keep_frames`)."""
+    _STATE.setdefault("frames", {}).update(frames)
+
+
+def _validate(frames, keys: dict[str, str], use_cache: bool, order: list | None = None) -> pd.DataFrame:
     """The validation table of the run. GX's results stay in this process: it reads earlier ones from the
     cache (`keys`: instrument → input key) and stores new ones there itself, so the main process never
-    unpickles a GX object (which would import GX there too: seconds)."""
+    unpickles a GX object (which would import GX there too: seconds). `order`, if given: every table of the
+    run, whose frames are those this process already has (computed or kept here) and `frames`."""
     started = time.perf_counter()
+    if order is not None:
+        kept = _STATE.pop("frames", {})
+        frames = {k: frames[k] if k in frames else kept[k] for k in order}
     from pipelines.cache import Cache
     from pipelines.validate import _Session, validate_tables
     cache = Cache(_STATE["root"], enabled=use_cache)
@@ -210,6 +220,9 @@ class Helper:
         self.seconds: dict[str, float] = {}  # the helper's own stages (validation, Data Docs), once known
         self._warming = False
         self._last: concurrent.futures.Future | None = None  # the work last queued in the helper
+        self._kept: dict = {}  # frames sent to the helper (`keep_frames`)
+        self._computed: set = set()  # (wave, instrument) of the tables the helper computed
+        self._done_there: set[int] = set()  # the jobs of the last `share` that the helper did
         if self.forked:  # fork now, before this process starts any thread (the pool's own, a progress bar)
             sys.stdout.flush()
             sys.stderr.flush()
@@ -259,7 +272,10 @@ class Helper:
         (`share`): given the largest chunks first, the last ones are small, so neither process waits long for
         the other at the end. The helper's first chunk waits for its GX import (`warm_up`)."""
         self.warm_up()
-        return self.share(jobs, compute, _table)
+        results = self.share(jobs, compute, _table)
+        for i in self._done_there:  # (the helper keeps these tables' frames for validation)
+            self._computed.update((job[0], job[1]) for job in jobs[i])
+        return results
 
     def share(self, jobs: list, here: Callable, there: Callable, *shared, first: Callable | None = None) -> list:
         """Every job done once, by whichever process is free: `here(job)` in this process, `there(job, *shared)`
@@ -308,15 +324,31 @@ class Helper:
         finally:
             free.put(None)
             feeder.join()
+        self._done_there = set()
         for i, future in taken.items():
-            result = self._result(future, here, jobs[i])
-            results[i] = _unpickled(result)
+            try:
+                results[i] = _unpickled(future.result())
+                self._done_there.add(i)
+            except concurrent.futures.process.BrokenProcessPool:
+                self._mark_broken()
+                results[i] = here(jobs[i])
         return [results[i] for i in range(len(jobs))]
+
+    def keep_frames(self, frames: dict) -> None:
+        """Send tables this process computed to the helper now, for `validate`: it then starts validating as
+        soon as it is free, instead of waiting for every table to be sent after the stage."""
+        if self._submit(_keep_frames, frames) is not None:
+            self._kept.update(frames)
 
     def validate(self, frames, docs_dir: Path, keys: dict[str, str], use_cache: bool = True) -> None:
         """Validate, then build the Data Docs: the table is ready (`validation()`) before the docs are
-        (`docs()`), so the report can be built while GX renders its pages."""
-        self._validation = self.submit(_validate, frames, keys, use_cache)
+        (`docs()`), so the report can be built while GX renders its pages. The helper already has the
+        tables it computed and those sent by `keep_frames`; only the others (from the cache) are sent."""
+        there = set(self._kept) | self._computed
+        sent = {k: frame for k, frame in frames.items() if k not in there}
+        future = self._submit(_validate, sent, keys, use_cache, list(frames))
+        self._validation = lambda: _validate(frames, keys, use_cache) if future is None else \
+            self._result(future, _validate, frames, keys, use_cache)
         self._docs = self.submit(_docs, docs_dir)
         self._submit(_import_report)
 

@@ -122,3 +122,42 @@ def test_shared_jobs_are_each_done_once_by_whichever_process_is_free(demo_root):
 
         assert helper.share(list(range(12)), slow, _times, 10) == [j * 10 for j in range(12)]
         assert 0 < len(here) < 12  # both processes took jobs
+
+
+def test_the_helper_validates_the_tables_it_was_sent_early_with_the_rest(demo_root, tmp_path):
+    """Tables sent as soon as they are computed (`keep_frames`) are not sent again for validation, and the
+    validation table is the one the helper gives when every table is sent with the request."""
+    from pipelines.run import compute_keys, compute_tables, plan
+
+    state = plan(demo_root, None)
+    jobs = tuple((w, i, str(f), None) for w, i, f in compute_keys(state) if i == "activity")
+    results = compute_tables(demo_root, state.config, state.books, b"test-key", pd.DataFrame(), jobs)
+    frames = {(job[0], job[1]): result.frame for job, result in zip(jobs, results)}
+    early = dict(list(frames.items())[:2])
+    tables = []
+    for sent_early in (early, {}):
+        with Helper(demo_root, state.config, state.books, b"test-key", pd.DataFrame()) as helper:
+            helper.keep_frames(sent_early)
+            helper.validate(frames, tmp_path / f"docs-{len(sent_early)}", {"activity": "unused"}, use_cache=False)
+            tables.append(helper.validation())
+            assert set(helper._kept) == set(sent_early)
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert len(tables[0]) and set(tables[0]["wave"]) == {wave for wave, _ in frames}
+
+
+def test_the_last_jobs_of_the_table_stage_are_single_small_tables(tmp_path):
+    """Largest first; the smallest chunks, together at most `LAST_SHARE` of the raw bytes, become one job per
+    table, so the two processes end the stage close together."""
+    from pipelines.run import _largest_first
+
+    def folder(name, size):
+        path = tmp_path / name
+        path.mkdir()
+        (path / "export.csv").write_bytes(b"x" * size)
+        return str(path)
+
+    big = tuple(("w", "parent", folder(f"p{i}", 300), None) for i in range(3))
+    middle = tuple(("w", "child", folder(f"c{i}", 200), None) for i in range(2))
+    small = tuple(("w", "activity", folder(f"a{i}", size), None) for i, size in enumerate((40, 60)))
+    order = _largest_first([small, middle, big])  # bytes 900, 400, 100: the last 10 % split
+    assert order == [big, middle, (small[1],), (small[0],)]
