@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import copyreg
 import gc
 import html
 import logging
@@ -201,18 +202,66 @@ def _nonblank(s: pd.Series) -> np.ndarray:
 _DEFERRED_BY_GX = ("scipy.stats", "altair", "jsonschema")
 
 
+def _slots_deepcopy(self, memo):
+    """`copy.deepcopy` of an object whose state is its `__slots__` only, as the generic path makes it (a new
+    object through `cls.__new__`, each set slot deep-copied in slot order, with the same memo) without that
+    path's per-object state tuple and dict."""
+    cls = self.__class__
+    copied = cls.__new__(cls)
+    memo[id(self)] = copied
+    for name in copyreg._slotnames(cls):
+        try:
+            value = getattr(self, name)
+        except AttributeError:  # (an unset slot is not copied)
+            continue
+        setattr(copied, name, copy.deepcopy(value, memo))
+    return copied
+
+
+@contextlib.contextmanager
+def _quick_field_copies():
+    """While GX is imported, pydantic's field objects are deep-copied by `_slots_deepcopy`.
+
+    pydantic (v1, which GX uses) deep-copies every inherited field of every model class it creates; GX makes
+    ~300 such classes on import, and those copies took ~0.7 s of its ~2.5 s. The generic path (`__reduce_ex__`,
+    then a state tuple and dict to copy) is most of that; the result is the same objects. Only classes whose
+    copies take the generic path (slots, no `__dict__`, no copy hooks) get the method, and lose it afterwards."""
+    try:
+        from pydantic.v1 import fields
+    except ImportError:  # (pydantic 1.x, possibly compiled: then nothing is changed)
+        from pydantic import fields
+    patched = []
+    for cls in (fields.ModelField, fields.FieldInfo):
+        generic = (cls.__dictoffset__ == 0 and cls.__reduce_ex__ is object.__reduce_ex__
+                   and cls.__reduce__ is object.__reduce__ and cls.__getstate__ is object.__getstate__
+                   and not any(hasattr(cls, hook) for hook in ("__setstate__", "__deepcopy__", "__copy__")))
+        if generic:
+            try:
+                cls.__deepcopy__ = _slots_deepcopy
+            except TypeError:  # (a compiled class)
+                continue
+            patched.append(cls)
+    try:
+        yield
+    finally:
+        for cls in patched:
+            del cls.__deepcopy__
+
+
 def _gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    with deferred(_DEFERRED_BY_GX):  # (nothing to defer once GX is imported)
+    if _CUSTOM:  # (imported and set up before)
         import great_expectations as gx
-    if not _CUSTOM:
+        return gx
+    with deferred(_DEFERRED_BY_GX), _quick_field_copies():  # (nothing to defer once GX is imported)
+        import great_expectations as gx
         _define_custom_expectations()
         _define_docs_views()
-        # GX's import leaves ~250,000 objects that live as long as the process; every full garbage collection
-        # would walk them all again (~0.3 s each, one or two per run). Freezing them leaves only newer objects
-        # to the collector (nothing frozen is freed, and modules never are).
-        gc.freeze()
+    # GX's import leaves ~250,000 objects that live as long as the process; every full garbage collection
+    # would walk them all again (~0.3 s each, one or two per run). Freezing them leaves only newer objects
+    # to the collector (nothing frozen is freed, and modules never are).
+    gc.freeze()
     return gx
 
 

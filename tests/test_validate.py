@@ -129,6 +129,61 @@ def test_gx_import_defers_the_libraries_only_its_unused_expectations_need():
     assert used.split() == ["1.0", "type", "module", "SourceFileLoader"]
 
 
+_MODEL_FIELDS = """
+import sys, pipelines.validate as v
+if sys.argv[1] == "generic":
+    v._quick_field_copies = __import__("contextlib").nullcontext
+v._gx()
+import pydantic.v1 as p
+seen, out = set(), []
+todo = [p.BaseModel]
+while todo:
+    cls = todo.pop()
+    for sub in cls.__subclasses__():
+        if sub not in seen:
+            seen.add(sub)
+            todo.append(sub)
+for cls in sorted(seen, key=lambda c: (c.__module__, c.__qualname__)):
+    for name, f in cls.__fields__.items():
+        out.append((cls.__module__, cls.__qualname__, name, repr(f), repr(f.field_info), f.shape, f.alias,
+                    sorted(f.class_validators), [getattr(x, "__qualname__", repr(x)) for x in f.validators or []],
+                    repr(f.sub_fields), f.model_config is cls.__config__, f.field_info.extra))
+print(len(seen), hasattr(p.fields.ModelField, "__deepcopy__"))
+# (addresses differ between processes; classes made at run time share names, so rows are sorted as text)
+print(sorted(__import__("re").sub(r" at 0x[0-9a-f]+", " at 0x?", repr(row)) for row in out))
+"""
+
+
+def test_gx_import_s_quick_field_copies_give_the_same_models():
+    """GX's ~300 pydantic models, created with `_quick_field_copies` (fields copied without the generic
+    deepcopy path), have the same fields as with the generic path, field by field; the method is gone
+    afterwards."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    runs = [subprocess.run([sys.executable, "-c", _MODEL_FIELDS, how], capture_output=True, text=True, env=env,
+                           check=True).stdout.splitlines() for how in ("quick", "generic")]
+    quick, generic = runs
+    assert quick[0] == generic[0] and int(quick[0].split()[0]) > 200 and quick[0].endswith("False")
+    assert quick[1] == generic[1] and len(quick[1]) > 100_000
+
+
+def test_slots_deepcopy_is_deepcopy():
+    """Field objects copied by `_slots_deepcopy` equal the generic copy, share nothing mutable with the
+    original, and keep shared sub-objects shared (the same memo)."""
+    import copy
+
+    from pydantic.v1 import Field, fields
+
+    info = fields.FieldInfo(Field(3, ge=1, extra_key=["a"]).default, ge=1, extra_key=["a"])
+    pair = {"a": info, "b": info}
+    with v._quick_field_copies():
+        quick = copy.deepcopy(pair)
+    generic = copy.deepcopy(pair)
+    assert repr(quick) == repr(generic) and quick["a"] is quick["b"] and quick["a"] is not info
+    assert quick["a"].extra == {"extra_key": ["a"]} and quick["a"].extra is not info.extra
+    assert quick["a"].extra["extra_key"] is not info.extra["extra_key"]
+    assert not hasattr(fields.FieldInfo, "__deepcopy__")
+
+
 @pytest.mark.parametrize("instrument", INSTRUMENTS)
 def test_suite_covers_every_clean_column(books, config, instrument):
     book = books[instrument]
