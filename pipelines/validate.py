@@ -205,16 +205,21 @@ _DEFERRED_BY_GX = ("scipy.stats", "altair", "jsonschema")
 def _slots_deepcopy(self, memo):
     """`copy.deepcopy` of an object whose state is its `__slots__` only, as the generic path makes it (a new
     object through `cls.__new__`, each set slot deep-copied in slot order, with the same memo) without that
-    path's per-object state tuple and dict."""
+    path's per-object state tuple and dict. (An immutable value, which deepcopy returns as it is without
+    recording it, is not passed to it.)"""
     cls = self.__class__
     copied = cls.__new__(cls)
     memo[id(self)] = copied
+    atomic = copy._deepcopy_atomic
     for name in copyreg._slotnames(cls):
         try:
             value = getattr(self, name)
         except AttributeError:  # (an unset slot is not copied)
             continue
-        setattr(copied, name, copy.deepcopy(value, memo))
+        kind = type(value)
+        if copy._deepcopy_dispatch.get(kind) is not atomic and not issubclass(kind, type):
+            value = copy.deepcopy(value, memo)
+        setattr(copied, name, value)
     return copied
 
 
