@@ -156,7 +156,31 @@ def analyze_table(frame: pd.DataFrame, design_json: dict, book: Codebook, config
     return TableAnalysis(label_estimates(est, book, config), table_reliability(frame, book, wave))
 
 
-def analyze(state) -> Analysis:
+# the analysis' cross-wave tables, largest first: each is computed by whichever process of a run is free
+# (`analyze(state, share)`), from the clean tables alone
+SHARED_PARTS = ("trends", "outcomes", "attrition", "reliable_change")
+
+
+def analysis_part(name: str, frames: dict, books: dict[str, Codebook], config,
+                  reliability: pd.DataFrame) -> pd.DataFrame:
+    """One of `SHARED_PARTS` from the run's clean tables (`frames`: (wave, instrument) → frame, in wave order)."""
+    by_instrument: dict[str, dict[str, pd.DataFrame]] = {}
+    for (wave, instrument), frame in frames.items():
+        by_instrument.setdefault(instrument, {})[wave] = frame
+    if name == "trends":
+        return trend_table(by_instrument, books, config)
+    if name == "outcomes":
+        return outcome_table(by_instrument, books, config)
+    if name == "attrition":
+        return attrition_table(by_instrument, books, config)
+    if name == "reliable_change":
+        return reliable_change_table(by_instrument, books, config, reliability)
+    raise ValueError(f"no analysis part {name!r}")
+
+
+def analyze(state, share=None) -> Analysis:
+    """The run's analysis. `share` (a run's `Helper.share`): the cross-wave tables are offered to the helper
+    process, which takes one whenever it is free, while this process does the rest."""
     config, books = state.config, state.books
     estimates, funnels, compositions, weights, texts = [], [], [], [], []
     frames = {}
@@ -171,45 +195,49 @@ def analyze(state) -> Analysis:
         if "suggestion" in frame:
             quotes = frame["suggestion"].dropna()
             texts.append(pd.DataFrame({"wave": wave, "instrument": instrument, "text": quotes.to_numpy()}))
-    by_instrument: dict[str, dict[str, pd.DataFrame]] = {}
-    for (wave, instrument), frame in frames.items():
-        by_instrument.setdefault(instrument, {})[wave] = frame
-    estimates_df = pd.concat(estimates, ignore_index=True) if estimates else pd.DataFrame()
-    services = []
-    key = linkage_key(config)
-    for wave in state.waves:
-        folder = state.root / "data_raw" / wave.id / "services"
-        if folder.is_dir():
-            services.append(summarise(read_service_records(folder, state.root), wave.id, config, key))
     reliability_df = pd.DataFrame([row for _, table in sorted(state.tables.items())
                                    for row in table.analysis.reliability])
     seconds: dict[str, float] = {}
+    own: dict[str, object] = {}
 
-    def timed(name: str, fn, *args):
+    def first() -> None:
+        """This process's own part, done before it takes any shared one."""
+        own["estimates"] = estimates_df = pd.concat(estimates, ignore_index=True) if estimates else pd.DataFrame()
+        services = []
+        key = linkage_key(config)
+        for wave in state.waves:
+            folder = state.root / "data_raw" / wave.id / "services"
+            if folder.is_dir():
+                services.append(summarise(read_service_records(folder, state.root), wave.id, config, key))
+        own["services"] = service_table(services, config)
+        own["needs_priority"] = needs_priority(estimates_df, books)
+
+    def here(name: str) -> pd.DataFrame:
         t0 = time.perf_counter()
-        result = fn(*args)
+        result = analysis_part(name, frames, books, config, reliability_df)
         seconds[name] = time.perf_counter() - t0
         return result
 
-    longitudinal = {
-        "attrition": timed("attrition", attrition_table, by_instrument, books, config),
-        "reliable_change": timed("reliable_change", reliable_change_table, by_instrument, books, config,
-                                 reliability_df),
-        "trends": timed("trends", trend_table, by_instrument, books, config),
-    }
+    if share is None:
+        first()
+        parts = dict(zip(SHARED_PARTS, map(here, SHARED_PARTS)))
+    else:
+        from pipelines.worker import _analysis_part
+        parts = dict(zip(SHARED_PARTS, share(list(SHARED_PARTS), here, _analysis_part, reliability_df,
+                                             first=first)))
     timings = getattr(state, "timings", None)
     if isinstance(timings, dict):
         timings.update({f"analyze:{k}": v for k, v in seconds.items()})
     return Analysis(
-        estimates=estimates_df,
-        outcomes=outcome_table(by_instrument, books, config),
-        needs_priority=needs_priority(estimates_df, books),
+        estimates=own["estimates"],
+        outcomes=parts["outcomes"],
+        needs_priority=own["needs_priority"],
         reliability=reliability_df,
         funnel=pd.concat(funnels, ignore_index=True) if funnels else pd.DataFrame(),
         composition=pd.concat([c for c in compositions if len(c)], ignore_index=True) if any(len(c) for c in compositions) else pd.DataFrame(),
         weights=pd.DataFrame([w.iloc[0].to_dict() for w in weights]) if weights else pd.DataFrame(),
-        services=service_table(services, config),
+        services=own["services"],
         free_text=pd.concat(texts, ignore_index=True) if texts else pd.DataFrame(columns=["wave", "instrument", "text"]),
-        **longitudinal,
+        attrition=parts["attrition"], reliable_change=parts["reliable_change"], trends=parts["trends"],
         extra={"seconds": seconds},
     )

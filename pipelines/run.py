@@ -375,13 +375,14 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
             t0 = time.perf_counter()
             process_tables(state, progress, helper)
             state.timings["tables"] = time.perf_counter() - t0
-            helper.validate({k: t.frame for k, t in state.tables.items()}, docs_stage, keys, state.cache.enabled)
+            helper.validate({k: t.frame for k, t in state.tables.items()}, keys, state.cache.enabled)
             from pipelines.analyze import analyze
             from pipelines.publish import publish
 
             t0 = time.perf_counter()
             stage(progress, "分析 analyse")
-            analysis = analyze(state)
+            analysis = analyze(state, helper.share)  # (the helper takes parts once it has validated)
+            helper.build_docs(docs_stage)
             state.timings["analyze"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             stage(progress, "校验 validate (Great Expectations)")

@@ -156,8 +156,9 @@ def _validate(frames, keys: dict[str, str], use_cache: bool, order: list | None 
     run, whose frames are those this process already has (computed or kept here) and `frames`."""
     started = time.perf_counter()
     if order is not None:
-        kept = _STATE.pop("frames", {})
+        kept = _STATE.get("frames", {})
         frames = {k: frames[k] if k in frames else kept[k] for k in order}
+    _STATE["frames"] = frames  # (for the analysis parts this process may take: `_analysis_part`)
     from pipelines.cache import Cache
     from pipelines.validate import _Session, validate_tables
     cache = Cache(_STATE["root"], enabled=use_cache)
@@ -169,6 +170,12 @@ def _validate(frames, keys: dict[str, str], use_cache: bool, order: list | None 
     _STATE["validated"] = (outcomes, table)
     _timed("validate", started)
     return table
+
+
+def _analysis_part(name: str, reliability: pd.DataFrame) -> pd.DataFrame:
+    """One of the analysis' cross-wave tables (`analyze.analysis_part`), from the tables validated here."""
+    from pipelines.analyze import analysis_part
+    return analysis_part(name, _STATE["frames"], _STATE["books"], _STATE["config"], reliability)
 
 
 def _docs(docs_dir: Path) -> tuple[Path, dict]:
@@ -340,15 +347,19 @@ class Helper:
         if self._submit(_keep_frames, frames) is not None:
             self._kept.update(frames)
 
-    def validate(self, frames, docs_dir: Path, keys: dict[str, str], use_cache: bool = True) -> None:
-        """Validate, then build the Data Docs: the table is ready (`validation()`) before the docs are
-        (`docs()`), so the report can be built while GX renders its pages. The helper already has the
-        tables it computed and those sent by `keep_frames`; only the others (from the cache) are sent."""
+    def validate(self, frames, keys: dict[str, str], use_cache: bool = True) -> None:
+        """Validate the run's tables (`validation()` waits for the table). The helper already has the tables
+        it computed and those sent by `keep_frames`; only the others (from the cache) are sent. It keeps
+        them, for the analysis parts it takes (`_analysis_part`)."""
         there = set(self._kept) | self._computed
         sent = {k: frame for k, frame in frames.items() if k not in there}
         future = self._submit(_validate, sent, keys, use_cache, list(frames))
         self._validation = lambda: _validate(frames, keys, use_cache) if future is None else \
             self._result(future, _validate, frames, keys, use_cache)
+
+    def build_docs(self, docs_dir: Path) -> None:
+        """Build the Data Docs after the work queued so far (`docs()` waits for them): they are needed only at
+        the end of publishing, so the analysis' shared parts go first."""
         self._docs = self.submit(_docs, docs_dir)
         self._submit(_import_report)
 

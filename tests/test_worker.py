@@ -124,7 +124,7 @@ def test_shared_jobs_are_each_done_once_by_whichever_process_is_free(demo_root):
         assert 0 < len(here) < 12  # both processes took jobs
 
 
-def test_the_helper_validates_the_tables_it_was_sent_early_with_the_rest(demo_root, tmp_path):
+def test_the_helper_validates_the_tables_it_was_sent_early_with_the_rest(demo_root):
     """Tables sent as soon as they are computed (`keep_frames`) are not sent again for validation, and the
     validation table is the one the helper gives when every table is sent with the request."""
     from pipelines.run import compute_keys, compute_tables, plan
@@ -138,7 +138,7 @@ def test_the_helper_validates_the_tables_it_was_sent_early_with_the_rest(demo_ro
     for sent_early in (early, {}):
         with Helper(demo_root, state.config, state.books, b"test-key", pd.DataFrame()) as helper:
             helper.keep_frames(sent_early)
-            helper.validate(frames, tmp_path / f"docs-{len(sent_early)}", {"activity": "unused"}, use_cache=False)
+            helper.validate(frames, {"activity": "unused"}, use_cache=False)
             tables.append(helper.validation())
             assert set(helper._kept) == set(sent_early)
     pd.testing.assert_frame_equal(tables[0], tables[1])
@@ -161,3 +161,22 @@ def test_the_last_jobs_of_the_table_stage_are_single_small_tables(tmp_path):
     small = tuple(("w", "activity", folder(f"a{i}", size), None) for i, size in enumerate((40, 60)))
     order = _largest_first([small, middle, big])  # bytes 900, 400, 100: the last 10 % split
     assert order == [big, middle, (small[1],), (small[0],)]
+
+
+def test_analysis_parts_taken_by_the_helper_are_the_ones_this_process_computes(demo_root):
+    """`analyze(state, helper.share)`: the helper takes cross-wave tables while this process does its own
+    part, and every table of the analysis is the one a single process computes."""
+    from pipelines.analyze import SHARED_PARTS, analyze
+    from pipelines.cache import Cache
+    from pipelines.run import plan, process_tables
+
+    state = plan(demo_root, None)
+    state.cache = Cache(demo_root, enabled=False)
+    process_tables(state)
+    alone = analyze(state)
+    with Helper(demo_root, state.config, state.books, b"test-key", pd.DataFrame()) as helper:
+        helper.keep_frames({k: t.frame for k, t in state.tables.items()})
+        shared = analyze(state, helper.share)
+        assert helper._done_there and not helper.broken  # (the helper took at least one part)
+    for name in (*SHARED_PARTS, "estimates", "needs_priority", "services", "reliability"):
+        pd.testing.assert_frame_equal(getattr(shared, name), getattr(alone, name), check_exact=True)
