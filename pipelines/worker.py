@@ -180,6 +180,7 @@ def _analysis_part(name: str, reliability: pd.DataFrame) -> pd.DataFrame:
 
 def _docs(docs_dir: Path) -> tuple[Path, dict]:
     started = time.perf_counter()
+    _STATE.pop("frames", None)  # (the analysis is done: queued after it, `Helper.build_docs`)
     from pipelines.validate import docs_for
     path = docs_for(*_STATE.pop("validated"), docs_dir)
     _timed("data docs", started)
