@@ -5,10 +5,11 @@ Expectations' per-expectation overhead) which threads cannot share. One helper p
 core something to do:
 
 1. it imports Great Expectations while the main process starts on the tables;
-2. then both processes ingest, clean and weight the tables, each taking the next one nobody has taken
-   (largest first, so they finish close together);
-3. it validates every table while the main process runs the analysis, builds the Data Docs, and renders
-   its part of the publication (the English report, the appendix workbook) beside the main process's.
+2. then both processes ingest, clean and weight the tables, each taking the next job nobody has taken
+   (largest first, so they finish close together); the main process sends each table it computed at once;
+3. it validates every table while the main process starts the analysis, then takes the analysis' cross-wave
+   tables that are left, builds the Data Docs, and renders its part of the publication (the English report,
+   the appendix workbook) beside the main process's.
 
 On Linux, when nothing has started that a fork could copy mid-way (`_can_fork`: `tongxing run` from the
 command line), the helper is forked: it starts with this process's imports, config and codebooks already in
