@@ -90,14 +90,9 @@ def clean_waves(parts: Sequence[tuple[str, pd.DataFrame, pd.DataFrame]], book: C
     # (a copy: raw is never changed)
     df = pd.concat([raw for _, raw, _ in parts], ignore_index=True) if several else parts[0][1].reset_index(drop=True)
     logs: list[pd.DataFrame] = []
-    if several:
-        prefix = pd.Series(np.repeat(np.array([f"{w}-{book.instrument}-" for w in waves], dtype=object), sizes),
-                           index=df.index, dtype=object)
-        df.insert(0, "response_id", prefix + df["platform_id"].astype(str))
-        df["wave"] = np.repeat(np.array(waves, dtype=object), sizes)
-    else:
-        df.insert(0, "response_id", f"{waves[0]}-{book.instrument}-" + df["platform_id"].astype(str))
-        df["wave"] = waves[0]
+    prefix = np.repeat(np.array([f"{w}-{book.instrument}-" for w in waves], dtype=object), sizes)
+    df.insert(0, "response_id", pd.Series(prefix, index=df.index, dtype=object) + df["platform_id"].astype(str))
+    df["wave"] = np.repeat(np.array(waves, dtype=object), sizes)
     df["instrument"] = book.instrument
     df["review_flag"] = ""
     # each row's first exclusion rule and reason ("" = kept), as arrays: rules run a few dozen times per table
@@ -139,7 +134,7 @@ def clean_waves(parts: Sequence[tuple[str, pd.DataFrame, pd.DataFrame]], book: C
     clean = clean[columns + derived]
     logs = [x for x in logs if x is not None and len(x)]
     if not several:
-        return [_result(waves[0], book, df, missing, clean, logs, exclusions) for _, _, missing in parts]
+        return [_result(waves[0], book, df, parts[0][2], clean, logs, exclusions)]
     kept_before = np.concatenate([[0], np.cumsum(kept.to_numpy())])
     results = []
     for (wave, lo, hi), (_, raw, missing) in zip(segments, parts):
@@ -403,8 +398,8 @@ def _duplicates(df, book, config, exclude, by_wave: bool = False) -> None:
         return
     cols = _answer_columns(book, df)
     codes = _answer_codes(df, cols)
-    signature = _row_ids(np.column_stack([codes, _answer_codes(df, ["respondent_key", "wave"] if by_wave
-                                                           else ["respondent_key"])]))
+    who = ["respondent_key", "wave"] if by_wave else ["respondent_key"]
+    signature = _row_ids(np.column_stack([codes, _answer_codes(df, who)]))
     by_time = df["submitted_at"].sort_values(kind="stable").index.to_numpy()
     in_time = signature[by_time]
     exact = np.zeros(len(df), dtype=bool)
@@ -417,9 +412,7 @@ def _duplicates(df, book, config, exclude, by_wave: bool = False) -> None:
     keyed = ((df["respondent_key"].fillna("") != "") & ~exact).to_numpy(dtype=bool)
     phase = book.by_role("phase")
     # an activity's pre and post tests are the same person twice by design: a duplicate is within a phase
-    by = ["respondent_key", phase.name] if phase is not None and phase.name in df else ["respondent_key"]
-    if by_wave:
-        by.append("wave")
+    by = who + [phase.name] if phase is not None and phase.name in df else who
     limit = config.thresholds.near_duplicate_max_diff
     # each respondent's earliest answer first
     sub = df.loc[keyed, list(dict.fromkeys(by + ["submitted_at"]))].sort_values("submitted_at", kind="stable")
