@@ -218,14 +218,15 @@ def _largest_first(chunks: list[tuple]) -> list[tuple]:
     """The chunks in the order the two processes take them: largest first (by raw bytes), and the smallest,
     together `LAST_SHARE` of the bytes, split into single tables. The stage ends when the process that took
     the last job finishes it, so the last jobs are small: then neither process waits long for the other."""
-    sizes = {chunk: sum(_folder_bytes(job[2]) for job in chunk) for chunk in chunks}
+    job_bytes = {job: _folder_bytes(job[2]) for chunk in chunks for job in chunk}
+    sizes = {chunk: sum(job_bytes[job] for job in chunk) for chunk in chunks}
     ordered = sorted(chunks, key=lambda chunk: -sizes[chunk])
     tail, total = 0, sum(sizes.values())
     while len(ordered) > 1 and tail + sizes[ordered[-1]] <= LAST_SHARE * total and len(ordered[-1]) > 1:
         tail += sizes[ordered[-1]]
         ordered.pop()
     last = sorted(((job,) for chunk in chunks if chunk not in ordered for job in chunk),
-                  key=lambda one: -_folder_bytes(one[0][2]))
+                  key=lambda one: -job_bytes[one[0]])
     return ordered + last
 
 

@@ -229,8 +229,7 @@ class Helper:
         self.seconds: dict[str, float] = {}  # the helper's own stages (validation, Data Docs), once known
         self._warming = False
         self._last: concurrent.futures.Future | None = None  # the work last queued in the helper
-        self._kept: dict = {}  # frames sent to the helper (`keep_frames`)
-        self._computed: set = set()  # (wave, instrument) of the tables the helper computed
+        self._held: set = set()  # (wave, instrument) of the tables the helper has: computed there, or kept
         self._done_there: set[int] = set()  # the jobs of the last `share` that the helper did
         if self.forked:  # fork now, before this process starts any thread (the pool's own, a progress bar)
             sys.stdout.flush()
@@ -283,7 +282,7 @@ class Helper:
         self.warm_up()
         results = self.share(jobs, compute, _table)
         for i in self._done_there:  # (the helper keeps these tables' frames for validation)
-            self._computed.update((job[0], job[1]) for job in jobs[i])
+            self._held.update((job[0], job[1]) for job in jobs[i])
         return results
 
     def share(self, jobs: list, here: Callable, there: Callable, *shared, first: Callable | None = None) -> list:
@@ -347,14 +346,13 @@ class Helper:
         """Send tables this process computed to the helper now, for `validate`: it then starts validating as
         soon as it is free, instead of waiting for every table to be sent after the stage."""
         if self._submit(_keep_frames, frames) is not None:
-            self._kept.update(frames)
+            self._held.update(frames)
 
     def validate(self, frames, keys: dict[str, str], use_cache: bool = True) -> None:
         """Validate the run's tables (`validation()` waits for the table). The helper already has the tables
         it computed and those sent by `keep_frames`; only the others (from the cache) are sent. It keeps
         them, for the analysis parts it takes (`_analysis_part`)."""
-        there = set(self._kept) | self._computed
-        sent = {k: frame for k, frame in frames.items() if k not in there}
+        sent = {k: frame for k, frame in frames.items() if k not in self._held}
         future = self._submit(_validate, sent, keys, use_cache, list(frames))
         self._validation = lambda: _validate(frames, keys, use_cache) if future is None else \
             self._result(future, _validate, frames, keys, use_cache)

@@ -140,7 +140,7 @@ def test_the_helper_validates_the_tables_it_was_sent_early_with_the_rest(demo_ro
             helper.keep_frames(sent_early)
             helper.validate(frames, {"activity": "unused"}, use_cache=False)
             tables.append(helper.validation())
-            assert set(helper._kept) == set(sent_early)
+            assert helper._held == set(sent_early)
     pd.testing.assert_frame_equal(tables[0], tables[1])
     assert len(tables[0]) and set(tables[0]["wave"]) == {wave for wave, _ in frames}
 
