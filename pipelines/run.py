@@ -260,9 +260,12 @@ def process_tables(state: RunState, progress=None, helper=None) -> None:
     chunks = _chunks(jobs, TABLES_CLEANED_TOGETHER)
     if helper is not None and jobs:
         helper.warm_up()
+        if state.tables:  # (reused tables: the helper validates them too)
+            helper.keep_frames({k: table.frame for k, table in state.tables.items()})
     if helper is not None and len(chunks) > 1:
         chunks = _largest_first(chunks)
-        computed = helper.map_tables(chunks, compute)
+        validation = {i: ([k for k in state.table_keys if k[1] == i], key) for i, key in validation_keys(state).items()}
+        computed = helper.map_tables(chunks, compute, validation, bool(state.cache and state.cache.enabled))
     else:
         computed = [compute(chunk) for chunk in chunks]
     done = {(job[0], job[1]): result for chunk, results in zip(chunks, computed) for job, result in zip(chunk, results)}
@@ -276,6 +279,12 @@ def process_tables(state: RunState, progress=None, helper=None) -> None:
     for (wave_id, instrument), table in state.tables.items():
         for message in table.weighted.warnings:
             state.warnings.append(f"{wave_id}/{instrument}: {message}")
+
+
+def validation_keys(state: RunState) -> dict[str, str]:
+    """Each instrument's validation cache key: its tables' input keys (validation runs per instrument)."""
+    return {i: combine(*[k for (w, j), k in sorted(state.table_keys.items()) if j == i])
+            for i in sorted({i for _, i in state.table_keys})}
 
 
 def publication_key(state: RunState, langs) -> str:
@@ -368,8 +377,7 @@ def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ..
         from pipelines.validate import raise_on_critical
         from pipelines.worker import Helper
 
-        keys = {i: combine(*[k for (w, j), k in sorted(state.table_keys.items()) if j == i])
-                for i in sorted({i for _, i in state.table_keys})}
+        keys = validation_keys(state)
         docs_stage = root / ".tongxing" / "validation-docs"
         helper = Helper(root, state.config, state.books, linkage_key(state.config), load_decisions(root))
         with helper:

@@ -668,6 +668,14 @@ def _ordered(frames: dict, config: Config) -> list[tuple[str, str]]:
     return sorted(frames, key=lambda k: (order.get(k[0], len(order)), k[0], k[1]))
 
 
+def validate_instrument(frames: dict[tuple[str, str], pd.DataFrame], instrument: str, books: dict[str, Codebook],
+                        config: Config, session: _Session) -> tuple:
+    """(table, GX result) of one instrument's tables in `frames` (its waves in config order), as
+    `validate_tables` makes them: a run may validate an instrument as soon as its tables are made."""
+    waves = {w: frames[(w, i)] for w, i in _ordered(frames, config) if i == instrument}
+    return session.validate(waves, books[instrument], config)
+
+
 def validate_tables(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str, Codebook], config: Config,
                     docs_dir: Path | None, known: dict | None = None, session: _Session | None = None) -> tuple:
     """Validate every (wave, instrument) table, one GX batch per instrument, and build the Data Docs
@@ -683,8 +691,7 @@ def validate_tables(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str
     for instrument in instruments:
         if instrument not in outcomes:
             session = session or _Session()
-            waves = {w: frames[(w, i)] for w, i in keys if i == instrument}
-            outcomes[instrument] = new[instrument] = session.validate(waves, books[instrument], config)
+            outcomes[instrument] = new[instrument] = validate_instrument(frames, instrument, books, config, session)
     parts = {i: outcomes[i][0] for i in instruments}
     tables = [parts[i][parts[i]["wave"] == w] for w, i in keys]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=VALIDATION_COLUMNS)

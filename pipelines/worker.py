@@ -163,7 +163,9 @@ def _validate(frames, keys: dict[str, str], use_cache: bool, order: list | None 
     from pipelines.cache import Cache
     from pipelines.validate import _Session, validate_tables
     cache = Cache(_STATE["root"], enabled=use_cache)
-    known = {i: hit for i, k in keys.items() if (hit := cache.get("validation", k)) is not None}
+    early = _STATE.pop("early", {})  # (validated during the table stage: `_validate_early`)
+    known = {i: early[i] if i in early else cache.get("validation", k) for i, k in keys.items()}
+    known = {i: outcome for i, outcome in known.items() if outcome is not None}
     session = _STATE.setdefault("session", _Session()) if len(known) < len(keys) else None
     table, new, outcomes = validate_tables(frames, _STATE["books"], _STATE["config"], None, known, session)
     for instrument, outcome in new.items():
@@ -171,6 +173,24 @@ def _validate(frames, keys: dict[str, str], use_cache: bool, order: list | None 
     _STATE["validated"] = (outcomes, table)
     _timed("validate", started)
     return table
+
+
+def _validate_early(instrument: str, tables: list[tuple[str, str]], key: str, use_cache: bool) -> None:
+    """One instrument validated as soon as this process has all its tables (`Helper.map_tables`), while the
+    other process goes on with the table stage: less is left for `_validate`, which the analysis would wait
+    for. The outcome is the one `_validate` would make (`validate.validate_instrument`), cached as there."""
+    started = time.perf_counter()
+    from pipelines.cache import Cache
+    from pipelines.validate import _Session, validate_instrument
+    cache = Cache(_STATE["root"], enabled=use_cache)
+    outcome = cache.get("validation", key)
+    if outcome is None:
+        frames = {k: _STATE["frames"][k] for k in tables}
+        outcome = validate_instrument(frames, instrument, _STATE["books"], _STATE["config"],
+                                      _STATE.setdefault("session", _Session()))
+        cache.put("validation", key, outcome)
+    _STATE.setdefault("early", {})[instrument] = outcome
+    _timed("validate", started)
 
 
 def _analysis_part(name: str, reliability: pd.DataFrame) -> pd.DataFrame:
@@ -275,21 +295,40 @@ class Helper:
             self._warming = True
             self._submit(_warm_up)
 
-    def map_tables(self, jobs: list, compute: Callable) -> list:
+    def map_tables(self, jobs: list, compute: Callable, validation: dict | None = None,
+                   use_cache: bool = True) -> list:
         """`compute(chunk)` for every chunk of (wave, instrument) jobs here, `_table(chunk)` in the helper
         (`share`): given the largest chunks first, the last ones are small, so neither process waits long for
-        the other at the end. The helper's first chunk waits for its GX import (`warm_up`)."""
+        the other at the end. The helper's first chunk waits for its GX import (`warm_up`).
+
+        `validation` ({instrument: (its tables, its validation key)}): the helper validates an instrument
+        (`_validate_early`) whenever it is free and has all its tables, before it takes the next chunk; this
+        process meanwhile takes more chunks. `validate` is left with the instruments that were not ready."""
         self.warm_up()
-        results = self.share(jobs, compute, _table)
+        pending = dict(validation or {})
+
+        def ready(taken: set[int]):
+            # (`_held` grows in this process's thread: a set's copy and update are each one step under the GIL)
+            held = self._held.copy() | {(job[0], job[1]) for i in taken for job in jobs[i]}
+            for instrument, (tables, key) in pending.items():
+                if held.issuperset(tables):
+                    del pending[instrument]
+                    return _validate_early, instrument, tables, key, use_cache
+            return None
+
+        results = self.share(jobs, compute, _table, ready=ready if pending else None)
         for i in self._done_there:  # (the helper keeps these tables' frames for validation)
             self._held.update((job[0], job[1]) for job in jobs[i])
         return results
 
-    def share(self, jobs: list, here: Callable, there: Callable, *shared, first: Callable | None = None) -> list:
+    def share(self, jobs: list, here: Callable, there: Callable, *shared, first: Callable | None = None,
+              ready: Callable[[set[int]], tuple | None] | None = None) -> list:
         """Every job done once, by whichever process is free: `here(job)` in this process, `there(job, *shared)`
         in the helper (a module-level function). Both take the next job nobody has taken from the front of the
         list, the helper as soon as the work queued for it before is done. `shared` goes to the helper once,
-        not with every job; `first()` is this process's own work, done before it takes any job.
+        not with every job; `first()` is this process's own work, done before it takes any job. `ready(taken)`,
+        if given, is asked each time the helper is free, with the jobs it has been handed so far: work only
+        the helper does, `(fn, *args)`, which it then does before taking a job, or None.
 
         Jobs are handed to the helper one at a time by a feeder thread, woken by the helper's finished
         futures: a job queued in a process pool early would be reserved by a helper that is still busy."""
@@ -305,12 +344,18 @@ class Helper:
                 with lock:
                     if not left or self.broken:
                         return
-                    i = left.popleft()
-                    future = self._submit(_shared_job, there, jobs[i], bool(shared))
-                    if future is None:  # the helper is gone: this process takes the job back
-                        left.appendleft(i)
-                        return
-                    taken[i] = future
+                    extra = ready(set(taken)) if ready is not None else None
+                    if extra is not None:
+                        future = self._submit(*extra)
+                        if future is None:
+                            return
+                    else:
+                        i = left.popleft()
+                        future = self._submit(_shared_job, there, jobs[i], bool(shared))
+                        if future is None:  # the helper is gone: this process takes the job back
+                            left.appendleft(i)
+                            return
+                        taken[i] = future
                 future.add_done_callback(lambda _: free.put(True))
 
         feeder = threading.Thread(target=feed, name="tongxing-feeder", daemon=True)

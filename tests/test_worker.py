@@ -180,3 +180,68 @@ def test_analysis_parts_taken_by_the_helper_are_the_ones_this_process_computes(d
         assert helper._done_there and not helper.broken  # (the helper took at least one part)
     for name in (*SHARED_PARTS, "estimates", "needs_priority", "services", "reliability"):
         pd.testing.assert_frame_equal(getattr(shared, name), getattr(alone, name), check_exact=True)
+
+
+def _mark(text):
+    from pipelines.worker import _STATE
+    _STATE.setdefault("marks", []).append(text)
+
+
+def _marks(_):
+    from pipelines.worker import _STATE
+    return _STATE.pop("marks", [])
+
+
+def test_work_only_the_helper_does_goes_before_its_next_job_when_ready(demo_root):
+    """`share(..., ready=...)`: asked each time the helper is free, with the jobs handed to it so far; what it
+    returns is done there before the next job, and every job is still done once."""
+    config = load_config(demo_root)
+    with Helper(demo_root, config, load_codebooks(config.questionnaire_dir), b"test-key", pd.DataFrame()) as helper:
+        asked = []
+
+        def ready(taken):
+            asked.append(set(taken))
+            return (_mark, sorted(taken)) if len(asked) == 2 else None
+
+        def slow(job):
+            time.sleep(0.2)
+            return job * 10
+
+        assert helper.share(list(range(8)), slow, _times, 10, ready=ready) == [j * 10 for j in range(8)]
+        marks = helper.submit(_marks, None)()
+        assert asked[0] == set() and len(asked[1]) == 1 and marks == [sorted(asked[1])]
+        assert not helper.broken
+
+
+def test_an_instrument_validated_during_the_table_stage_is_not_validated_again(demo_root):
+    """`_validate_early` (the helper has all of an instrument's tables before the stage ends) makes the
+    outcome `validate` then uses as it is: the validation table is the one validating everything at the end
+    gives."""
+    from pipelines.run import compute_keys, compute_tables, plan
+    from pipelines.worker import _validate_early
+
+    state = plan(demo_root, None)
+    frames = {}
+    for instrument in ("activity", "community"):
+        jobs = tuple((w, i, str(f), None) for w, i, f in compute_keys(state) if i == instrument)[:3]
+        results = compute_tables(demo_root, state.config, state.books, b"test-key", pd.DataFrame(), jobs)
+        frames.update({(job[0], job[1]): result.frame for job, result in zip(jobs, results)})
+    keys = {"activity": "unused-a", "community": "unused-c"}
+    tables = []
+    for early in (True, False):
+        with Helper(demo_root, state.config, state.books, b"test-key", pd.DataFrame()) as helper:
+            helper.keep_frames(frames)
+            if early:
+                activity = [k for k in frames if k[1] == "activity"]
+                helper.submit(_validate_early, "activity", activity, keys["activity"], False)()
+                assert helper.submit(_early_outcomes, None)() == ["activity"]
+            helper.validate(frames, keys, use_cache=False)
+            tables.append(helper.validation())
+            assert helper.submit(_early_outcomes, None)() == []  # (used up by the validation)
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert set(tables[0]["instrument"]) == {"activity", "community"}
+
+
+def _early_outcomes(_):
+    from pipelines.worker import _STATE
+    return sorted(_STATE.get("early", {}))
