@@ -19,9 +19,9 @@ import jinja2
 from markupsafe import Markup, escape
 
 from pipelines.report import results, sections
-from pipelines.report.context import ReportContext, prepare
+from pipelines.report.context import TABLES, ReportContext, prepare
 from pipelines.report.document import Doc
-from pipelines.report.tables import workbook_bytes, write_atomic, write_csvs
+from pipelines.report.tables import csv_bytes, workbook_bytes, write_atomic
 from pipelines.report.text import LANGS, Strings, quarter_dates
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -145,8 +145,8 @@ def publish_quarter(out_dir: Path, context: ReportContext, share: Callable | Non
 
     Each file is written beside its target and renamed over it. `validation/` (the Data Docs) is left to
     the validate stage. `share` (the run's `pipelines.worker.Helper.share`) may make the other parts — the
-    workbook and the reports in the other languages (`other_part`) — in the run's helper process, which takes
-    them as soon as it is free, while this process writes the first report, the CSVs and `then()` (other
+    workbook, the reports in the other languages and the CSVs (`other_part`) — in the run's helper process,
+    which takes them as soon as it is free, while this process writes the first report and `then()` (other
     work of the caller's), and then makes whatever part the helper has not taken. By default all is done here.
     """
     out_dir = Path(out_dir)
@@ -159,11 +159,10 @@ def publish_quarter(out_dir: Path, context: ReportContext, share: Callable | Non
 
     def own() -> None:
         written.append(write_atomic(out_dir / REPORT_FILES[first], report_bytes(context, tables, first)))
-        written.extend(write_csvs(out_dir / "tables", tables))
         if then is not None:
             then()
 
-    parts = [APPENDIX, *rest]  # (the largest first)
+    parts = [APPENDIX, *rest, *CSV_PARTS]  # (the largest first)
     if share is None:
         own()
         made = [other_part(part, context, tables) for part in parts]
@@ -172,11 +171,16 @@ def publish_quarter(out_dir: Path, context: ReportContext, share: Callable | Non
                      tables, first=own)
     made = dict(zip(parts, made))
     written += [write_atomic(out_dir / REPORT_FILES[lang], made[lang]) for lang in rest]
+    written += [write_atomic(out_dir / "tables" / f"{name}.csv", made[part][name]) for part in CSV_PARTS
+                for name in part]
     written.append(write_atomic(out_dir / "tables" / "appendix.xlsx", made[APPENDIX]))
     return written
 
 
 APPENDIX = "appendix"
+# tables/*.csv in two parts of publishing: estimates.csv (tens of thousands of rows) is about as much work as
+# a report, the other tables together less
+CSV_PARTS = (("estimates",), tuple(name for name in TABLES if name != "estimates"))
 
 
 def _handed_over(context: ReportContext) -> ReportContext:
@@ -191,9 +195,12 @@ def report_bytes(context: ReportContext, tables: dict, lang: str) -> bytes:
     return render(context, tables, lang).encode("utf-8")
 
 
-def other_part(part: str, context: ReportContext, tables: dict) -> bytes:
-    """The appendix workbook (`APPENDIX`) or the report in a language other than the first: the parts of
-    publishing the run may leave to its helper process (`publish_quarter`)."""
+def other_part(part: str | tuple[str, ...], context: ReportContext, tables: dict) -> bytes | dict[str, bytes]:
+    """The appendix workbook (`APPENDIX`), the report in a language other than the first, or a part of
+    `CSV_PARTS` ({table name: its CSV's bytes}): the parts of publishing the run may leave to its helper
+    process (`publish_quarter`)."""
+    if isinstance(part, tuple):
+        return {name: csv_bytes(name, tables[name]) for name in part}
     if part != APPENDIX:
         return report_bytes(context, tables, part)
     _, end = quarter_dates(context.config, context.quarter)

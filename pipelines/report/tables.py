@@ -141,10 +141,6 @@ def _csv_quote(text: str) -> str:
     return out.getvalue()[:-2]   # less the empty second field's "," and the line end
 
 
-def write_csvs(folder: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
-    return [write_atomic(folder / f"{name}.csv", csv_bytes(name, tables[name])) for name in TABLES]
-
-
 def _definitions(extra: dict[str, pd.DataFrame] | None = None) -> list[tuple[str, str, str, str]]:
     cols = load_strings().get("columns", {})
     rows = []
