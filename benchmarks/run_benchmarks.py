@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -107,7 +108,9 @@ def bench(scales: list[int]) -> list[dict]:
             shutil.rmtree(big, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    python = f"{platform.python_version()} {os.path.realpath(sys.executable)}"  # (builds differ in speed)
     for r in results:
+        r["python"] = python
         budget = BUDGETS.get(r["case"])
         r["budget_seconds"], r["budget_mib"] = budget if budget else (None, None)
         r["within_budget"] = (budget is None or ((budget[0] is None or r["seconds"] <= budget[0])
@@ -120,6 +123,7 @@ def main() -> int:
     parser.add_argument("--scale", type=int, action="append", default=[])
     args = parser.parse_args()
     results = bench(args.scale)
+    print(f"python {results[0]['python']}")
     print(f"{'case':<28}{'responses':>10}{'seconds':>10}{'budget':>10}{'peak MiB':>10}{'budget':>10}  ok")
     for r in results:
         print(f"{r['case']:<28}{r.get('responses') or '':>10}{r['seconds']:>10.2f}"
