@@ -1,7 +1,5 @@
 # tongxing — the two set-up commands (CONTRACT §1) and a few helpers.
-# The interpreter .venv is made from: the quicker build of python3's version on this machine (the OS's own is
-# often built with profile-guided optimisation, pyenv's not: tools/pick_python.py), or `make PYTHON=...`.
-PYTHON ?= $(shell python3 tools/pick_python.py 2>/dev/null || echo python3)
+PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -15,7 +13,7 @@ help:
 	@echo "make bench  – timing and scale benchmarks (benchmarks/)"
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || { py="$(PYTHON)"; echo "making $(VENV) with $$py"; "$$py" -m venv $(VENV); }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	@touch $(STAMP)

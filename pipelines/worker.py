@@ -423,5 +423,12 @@ class Helper:
         if exc[0] is not None:  # the run failed: do not wait for work nobody will read
             for process in list((getattr(self._pool, "_processes", None) or {}).values()):
                 process.terminate()
+            if sys.version_info < (3, 11, 5):
+                # Before 3.11.5 (gh-94777) the pool's clean-up waits for its queue's feeder thread, which may be
+                # stuck writing work the helper never read (tables sent while it was busy) into a pipe this
+                # process holds open too: the interpreter then hangs on exit. Without its reader, the write fails.
+                reader = getattr(getattr(self._pool, "_call_queue", None), "_reader", None)
+                if reader is not None:
+                    reader.close()
         self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
         return False

@@ -245,3 +245,36 @@ def test_an_instrument_validated_during_the_table_stage_is_not_validated_again(d
 def _early_outcomes(_):
     from pipelines.worker import _STATE
     return sorted(_STATE.get("early", {}))
+
+
+FAILING_RUN = """
+import sys, time
+import pandas as pd
+from pipelines.codebook import load_codebooks
+from pipelines.config import load_config
+from pipelines.worker import Helper
+root = sys.argv[1]
+config = load_config(root)
+try:
+    with Helper(root, config, load_codebooks(config.questionnaire_dir), b"test-key", pd.DataFrame()) as helper:
+        helper.submit(time.sleep, 30)  # the helper is busy: what is sent next waits in the pipe
+        time.sleep(1)
+        helper.keep_frames({("w", "i"): pd.DataFrame({"x": range(2_000_000)})})  # far more than a pipe holds
+        time.sleep(1)
+        raise ValueError("bad input")
+except ValueError:
+    print("failed as expected", flush=True)
+"""
+
+
+def test_a_failed_run_exits_at_once_though_work_for_the_helper_was_still_being_sent(demo_root):
+    """A run that fails while a large table is still on its way to a busy helper ends at once instead of
+    hanging on exit (on Python before 3.11.5 the pool's clean-up waited for that send: gh-94777)."""
+    import subprocess
+    import sys
+
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", FAILING_RUN, str(demo_root)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "failed as expected" in out.stdout, out.stderr
+    assert time.perf_counter() - started < 25  # (not the helper's 30 s of sleep)
