@@ -161,35 +161,39 @@ def _validate(frames, keys: dict[str, str], use_cache: bool, order: list | None 
         frames = {k: frames[k] if k in frames else kept[k] for k in order}
     _STATE["frames"] = frames  # (for the analysis parts this process may take: `_analysis_part`)
     from pipelines.cache import Cache
-    from pipelines.validate import _Session, validate_tables
+    from pipelines.validate import validate_tables
     cache = Cache(_STATE["root"], enabled=use_cache)
-    early = _STATE.pop("early", {})  # (validated during the table stage: `_validate_early`)
-    known = {i: early[i] if i in early else cache.get("validation", k) for i, k in keys.items()}
-    known = {i: outcome for i, outcome in known.items() if outcome is not None}
-    session = _STATE.setdefault("session", _Session()) if len(known) < len(keys) else None
-    table, new, outcomes = validate_tables(frames, _STATE["books"], _STATE["config"], None, known, session)
-    for instrument, outcome in new.items():
-        cache.put("validation", keys[instrument], outcome)
+    outcomes = _STATE.pop("early", {})  # (validated during the table stage: `_validate_early`)
+    for instrument, key in keys.items():
+        if instrument not in outcomes:
+            outcomes[instrument] = _outcome(instrument, [k for k in frames if k[1] == instrument], key, cache)
+    table, _, outcomes = validate_tables(frames, _STATE["books"], _STATE["config"], None, outcomes)
     _STATE["validated"] = (outcomes, table)
     _timed("validate", started)
     return table
 
 
-def _validate_early(instrument: str, tables: list[tuple[str, str]], key: str, use_cache: bool) -> None:
-    """One instrument validated as soon as this process has all its tables (`Helper.map_tables`), while the
-    other process goes on with the table stage: less is left for `_validate`, which the analysis would wait
-    for. The outcome is the one `_validate` would make (`validate.validate_instrument`), cached as there."""
-    started = time.perf_counter()
-    from pipelines.cache import Cache
-    from pipelines.validate import _Session, validate_instrument
-    cache = Cache(_STATE["root"], enabled=use_cache)
+def _outcome(instrument: str, tables: list[tuple[str, str]], key: str, cache) -> tuple:
+    """One instrument's (table, GX result) as `validate.validate_tables` makes it: from the cache, or
+    validated here (the tables' frames are this process's) and stored there."""
     outcome = cache.get("validation", key)
     if outcome is None:
+        from pipelines.validate import _Session, validate_instrument
         frames = {k: _STATE["frames"][k] for k in tables}
         outcome = validate_instrument(frames, instrument, _STATE["books"], _STATE["config"],
                                       _STATE.setdefault("session", _Session()))
         cache.put("validation", key, outcome)
-    _STATE.setdefault("early", {})[instrument] = outcome
+    return outcome
+
+
+def _validate_early(instrument: str, tables: list[tuple[str, str]], key: str, use_cache: bool) -> None:
+    """One instrument validated as soon as this process has all its tables (`Helper.map_tables`), while the
+    other process goes on with the table stage: less is left for `_validate`, which the analysis would wait
+    for."""
+    started = time.perf_counter()
+    from pipelines.cache import Cache
+    _STATE.setdefault("early", {})[instrument] = _outcome(instrument, tables, key,
+                                                          Cache(_STATE["root"], enabled=use_cache))
     _timed("validate", started)
 
 
