@@ -435,6 +435,7 @@ def test_csv_text_is_pandas_to_csv():
         "flag": [True, False] * (n // 2),
         "int": np.arange(n, dtype=np.int64) - 3,
         "a,quoted \"name\"": ["x"] * n,
+        "a name\non two lines": ["y"] * n,
     })
     for part in (frame, frame.iloc[:0], frame[["text", "float"]], frame.assign(mixed=[1, "a"] * (n // 2))):
         assert csv_text(part) == part.to_csv(index=False, lineterminator="\n")
@@ -443,6 +444,9 @@ def test_csv_text_is_pandas_to_csv():
         published = for_output("t", part).to_csv(index=False, lineterminator="\n")
         assert csv_bytes("t", part) == b"\xef\xbb\xbf" + published.encode("utf-8")
         assert "'=1+1" in published or part.empty
+        # made in pieces of rows (as a run makes estimates.csv in both its processes), the same bytes
+        for pieces in (2, 3, 11):
+            assert b"".join(csv_bytes("t", part, (i, pieces)) for i in range(pieces)) == csv_bytes("t", part)
     rng = np.random.default_rng(7)   # floats of every magnitude, and round ones, as pandas prints them
     floats = rng.random(4000) * 10.0 ** rng.integers(-30, 30, 4000)
     floats = np.concatenate([floats, -floats, np.round(floats, 3), [1e15, 9999999999999998.0, 1e-4, 5e-324]])

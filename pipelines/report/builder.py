@@ -171,16 +171,22 @@ def publish_quarter(out_dir: Path, context: ReportContext, share: Callable | Non
                      tables, first=own)
     made = dict(zip(parts, made))
     written += [write_atomic(out_dir / REPORT_FILES[lang], made[lang]) for lang in rest]
-    written += [write_atomic(out_dir / "tables" / f"{name}.csv", made[part][name]) for part in CSV_PARTS
-                for name in part]
+    csvs: dict[str, list[bytes]] = {}
+    for part in CSV_PARTS:   # (the pieces of a table in their order)
+        for name, data in made[part].items():
+            csvs.setdefault(name, []).append(data)
+    written += [write_atomic(out_dir / "tables" / f"{name}.csv", b"".join(data)) for name, data in csvs.items()]
     written.append(write_atomic(out_dir / "tables" / "appendix.xlsx", made[APPENDIX]))
     return written
 
 
 APPENDIX = "appendix"
-# tables/*.csv in two parts of publishing: estimates.csv (tens of thousands of rows) is about as much work as
-# a report, the other tables together less
-CSV_PARTS = (("estimates",), tuple(name for name in TABLES if name != "estimates"))
+# tables/*.csv in three parts of publishing: estimates.csv (tens of thousands of rows) is about as much work as
+# a report, so it is made in two pieces of rows (`csv_bytes`), one of which is often the run's last part: the
+# other process then waits half as long. The other tables together are less work.
+ESTIMATE_PIECES = 2
+CSV_PARTS = (*((("estimates", i, ESTIMATE_PIECES),) for i in range(ESTIMATE_PIECES)),
+             tuple((name, 0, 1) for name in TABLES if name != "estimates"))
 
 
 def _handed_over(context: ReportContext) -> ReportContext:
@@ -195,12 +201,13 @@ def report_bytes(context: ReportContext, tables: dict, lang: str) -> bytes:
     return render(context, tables, lang).encode("utf-8")
 
 
-def other_part(part: str | tuple[str, ...], context: ReportContext, tables: dict) -> bytes | dict[str, bytes]:
+def other_part(part: str | tuple[tuple[str, int, int], ...], context: ReportContext,
+               tables: dict) -> bytes | dict[str, bytes]:
     """The appendix workbook (`APPENDIX`), the report in a language other than the first, or a part of
-    `CSV_PARTS` ({table name: its CSV's bytes}): the parts of publishing the run may leave to its helper
-    process (`publish_quarter`)."""
+    `CSV_PARTS` ((table name, piece, pieces) each: {table name: the bytes of its CSV's piece}): the parts of
+    publishing the run may leave to its helper process (`publish_quarter`)."""
     if isinstance(part, tuple):
-        return {name: csv_bytes(name, tables[name]) for name in part}
+        return {name: csv_bytes(name, tables[name], (i, k)) for name, i, k in part}
     if part != APPENDIX:
         return report_bytes(context, tables, part)
     _, end = quarter_dates(context.config, context.quarter)

@@ -62,8 +62,17 @@ def for_output(name: str, frame: pd.DataFrame, defuse: bool = True) -> pd.DataFr
     return out
 
 
-def csv_bytes(name: str, frame: pd.DataFrame) -> bytes:
-    text = csv_text(for_output(name, frame, defuse=False), text=_defuse)   # (defused as they are quoted)
+def csv_bytes(name: str, frame: pd.DataFrame, piece: tuple[int, int] = (0, 1)) -> bytes:
+    """tables/<name>.csv, or piece `i` of `k` of it (`piece=(i, k)`: the i-th of k runs of rows, the first
+    with the byte-order mark and the header): the k pieces joined are the whole file's bytes, as every cell
+    is formatted on its own (`csv_text`). A run makes the pieces of a large table in both its processes."""
+    i, k = piece
+    if k > 1:
+        frame = frame.iloc[len(frame) * i // k: len(frame) * (i + 1) // k]
+    out = for_output(name, frame, defuse=False)
+    text = csv_text(out, text=_defuse)   # (defused as they are quoted)
+    if i > 0:   # (without the header, which a quoted column name may spread over lines)
+        return text[len(csv_text(out.iloc[:0])):].encode("utf-8")
     return b"\xef\xbb\xbf" + text.encode("utf-8")
 
 
