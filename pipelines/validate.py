@@ -356,6 +356,17 @@ def _configurations_memoised():
         Expectation.configuration = original
 
 
+def _unsaved(context):
+    """An ephemeral GX context that does not "save" its project config after each change.
+
+    GX saves it on every data asset and batch definition added (and Data Docs site): for an ephemeral context
+    that is a YAML dump into an in-memory store nobody reads (the context works from its `config` object),
+    about half of setting up the run's suites (~0.13 s of ~0.24 s). Only this context object is changed."""
+    if type(context).__name__ == "EphemeralDataContext" and hasattr(context, "_save_project_config"):
+        context._save_project_config = lambda: None
+    return context
+
+
 class _Session:
     """One ephemeral GX context with a pandas data source; per instrument, two suites and batch definitions:
     the table's own checks on the prepared frame, and the packed cell checks on its long frame (`_Cells`).
@@ -366,7 +377,7 @@ class _Session:
     def __init__(self):
         self.gx = _gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
-        self.context = self.gx.get_context(mode="ephemeral")
+        self.context = _unsaved(self.gx.get_context(mode="ephemeral"))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_pandas("clean_tables")
         self.instruments: dict[str, tuple] = {}
@@ -717,7 +728,7 @@ def run_validation(frames: dict[tuple[str, str], pd.DataFrame], books: dict[str,
 
 
 def _docs_context(gx, base: Path):
-    context = gx.get_context(mode="ephemeral")
+    context = _unsaved(gx.get_context(mode="ephemeral"))
     view = {"module_name": __name__, "class_name": "_DocsPageView"}
     context.add_data_docs_site(site_name="validation", site_config={
         "class_name": "SiteBuilder", "show_how_to_buttons": False,

@@ -497,3 +497,14 @@ def test_data_docs_views_compile_each_template_once(books, config, tmp_path, mon
     assert len(compiled) == before
     assert len(list((tmp_path / "second").glob("validations/**/*.html"))) == 1
     assert (tmp_path / "second" / "expectations" / "activity.html").exists()
+
+
+def test_the_session_s_ephemeral_context_keeps_no_yaml_copy_of_its_config(session, books, config):
+    """GX dumps an ephemeral context's config to YAML in memory on every asset added; the session's context
+    skips that dump (nothing reads it) and still works from its `config`: every suite's assets are there."""
+    for book in books.values():
+        session.suite(book, config)
+    store = session.context.variables.store
+    assert list(store.list_keys()) == []
+    assets = {a.name for a in session.context.data_sources.get("clean_tables").assets}
+    assert {b.instrument for b in books.values()} | {f"{b.instrument}.cells" for b in books.values()} <= assets
