@@ -337,9 +337,11 @@ def _file_entry(root: Path, info: dict) -> dict:
 
 # A run allocates millions of short-lived containers (pandas' objects, per-table dicts) while the modules' and
 # codebooks' objects live throughout: with Python's default thresholds (700, 10, 10) its collections took
-# ~1.3 s of CPU across both processes of a demo run; with these and the long-lived objects frozen, ~0.3 s.
-# Cyclic garbage then waits for at most 10,000 allocations before its first collection.
-GC_THRESHOLDS = (10_000, 20, 20)
+# ~1.3 s of CPU across both processes of a demo run; with the long-lived objects frozen and a threshold of
+# 10,000, ~0.6 s (a collection also visits every item of the large lists a run builds, e.g. a CSV's cells:
+# 20–140 ms each); with 200,000, none in the helper and one in the main process (the demo run's remaining
+# collections). Cyclic garbage then waits until 200,000 more containers are alive than at the last collection.
+GC_THRESHOLDS = (200_000, 20, 20)
 
 
 @contextlib.contextmanager
@@ -353,9 +355,13 @@ def fewer_collections():
     try:
         yield
     finally:
-        gc.set_threshold(*before)
         if not frozen:
+            # the run's own objects join the older ones: restoring the caller's thresholds would otherwise set
+            # off a collection of everything the run allocated since its last one (~0.13 s, after the run's
+            # work is done), which finds little to free: what a run makes, it mostly returns
+            gc.freeze()
             gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ...] = ("zh", "en"),

@@ -90,6 +90,30 @@ def test_a_run_collects_less_often_and_gives_the_caller_s_settings_back():
     assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
 
 
+def test_what_a_run_made_sets_off_no_collection_once_the_caller_s_settings_are_back():
+    """A run's own objects (here 150,000 lists, far past the default threshold of 700) join the older ones
+    on the way out, instead of being walked by a collection as soon as the caller's thresholds are back."""
+    import gc
+
+    from pipelines.run import fewer_collections
+
+    started = []
+
+    def note(phase, info):
+        if phase == "start":
+            started.append(info["generation"])
+
+    gc.callbacks.append(note)
+    try:
+        with fewer_collections():
+            made = [[i] for i in range(150_000)]
+            assert not started
+        more = [[] for _ in range(100)]   # (allocations that would set a collection off)
+        assert not started and len(made) + len(more) == 150_100
+    finally:
+        gc.callbacks.remove(note)
+
+
 def _times(job, factor):
     return job * factor
 
@@ -304,3 +328,24 @@ def test_large_results_cross_a_larger_pipe_and_the_switch_interval_comes_back(de
             assert fcntl.fcntl(queue_._reader.fileno(), fcntl.F_GETPIPE_SZ) == min(PIPE_BYTES, limit)
         assert len(helper.submit(_large_result, 13_000_000)()) == 13_000_000
     assert sys.getswitchinterval() == before
+
+
+def test_the_command_imports_the_pipeline_without_collections_and_leaves_the_collector_on():
+    """`tongxing run` imports pandas and the pipeline with the collector off (Python's default thresholds
+    would collect ~140 times meanwhile); it is on again afterwards, nothing is left frozen, and the imported
+    objects set off no collection at once."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc\n"
+        "started = []\n"
+        "gc.callbacks.append(lambda phase, info: started.append(1) if phase == 'start' else None)\n"
+        "from pipelines.cli import _import_uncollected\n"
+        "before = len(started)\n"
+        "runner = _import_uncollected('pipelines.run')\n"
+        "during = len(started) - before\n"
+        "more = [[] for _ in range(100)]\n"
+        "print(runner.__name__, during, len(started) - before, gc.isenabled(), gc.get_freeze_count())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["pipelines.run", "0", "0", "True", "0"]
