@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     root = getattr(args, "root", None) or getattr(args, "dir", Path("."))
+    if argv is None:  # (the console script's process: a caller's process keeps its own malloc settings)
+        _keep_freed_memory()
     try:
         code = _dispatch(args)
     except TongxingError as exc:
@@ -92,6 +94,32 @@ def _nothing_left_to_tear_down() -> bool:
     tracker = sys.modules.get("multiprocessing.resource_tracker")
     tracking = tracker is not None and getattr(tracker._resource_tracker, "_pid", None) is not None
     return threading.active_count() == 1 and not tracking
+
+
+# glibc's malloc options (mallopt(3)) for a run, set at the command's start: freed memory stays with the
+# process for its next allocation instead of going back to the kernel. By default a block over 128 KiB (up
+# to 32 MiB as it adapts) is mapped afresh and unmapped when freed, and the heap's free top is returned, so
+# each new large array, pickle or file buffer faults its pages in again: a demo run took ~240,000 page faults
+# and 1.8 s of system time. With these, ~170,000 and 1.4 s (alternating runs), for ~40 MB more at its peak.
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+MALLOC_OPTIONS = ((M_MMAP_THRESHOLD, 256 << 20), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20))
+
+
+def _keep_freed_memory() -> None:
+    """Apply `MALLOC_OPTIONS` (Linux with glibc; elsewhere nothing changes). A process-wide choice, so the
+    console script makes it (`main()` without arguments), not the library a notebook or a test imports; a
+    forked helper inherits it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    for param, value in MALLOC_OPTIONS:
+        mallopt(param, value)
 
 
 def _import_uncollected(name: str):
