@@ -99,8 +99,9 @@ def _nothing_left_to_tear_down() -> bool:
 # glibc's malloc options (mallopt(3)) for a run, set at the command's start: freed memory stays with the
 # process for its next allocation instead of going back to the kernel. By default a block over 128 KiB (up
 # to 32 MiB as it adapts) is mapped afresh and unmapped when freed, and the heap's free top is returned, so
-# each new large array, pickle or file buffer faults its pages in again: a demo run took ~240,000 page faults
-# and 1.8 s of system time. With these, ~170,000 and 1.4 s (alternating runs), for ~40 MB more at its peak.
+# each new large array, pickle or file buffer faults its pages in again: a demo run took ~245,000 page faults
+# and 1.84 s of system time. With these, ~175,000 and 1.55 s (means of 4 alternating runs), for ~35 MB more
+# at its peak.
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 MALLOC_OPTIONS = ((M_MMAP_THRESHOLD, 256 << 20), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20))
 
@@ -123,9 +124,10 @@ def _keep_freed_memory() -> None:
 
 
 def _import_uncollected(name: str):
-    """Import a module with the garbage collector off. The pipeline's imports (pandas, pyarrow, numpy) make
-    ~300,000 objects that live as long as the process, and Python's default thresholds collect about 140 times
-    while they are made, walking them again and again (~0.07 s of a run's start, when only one process works).
+    """Import a module with the garbage collector off. The pipeline's imports (pandas, pyarrow, numpy) leave
+    ~60,000 tracked objects that live as long as the process, and Python's default thresholds collect about
+    160 times while they are made, walking them again and again (~0.07 s of a run's start, when only one
+    process works).
     Afterwards they join the oldest generation (`freeze` then `unfreeze`), so the count that would set off a
     collection at once starts again from zero."""
     enabled = gc.isenabled()
