@@ -339,8 +339,8 @@ def _file_entry(root: Path, info: dict) -> dict:
 # codebooks' objects live throughout: with Python's default thresholds (700, 10, 10) its collections took
 # ~1.3 s of CPU across both processes of a demo run; with the long-lived objects frozen and a threshold of
 # 10,000, ~0.6 s (a collection also visits every item of the large lists a run builds, e.g. a CSV's cells:
-# 20–140 ms each); with 200,000, none in either process of a demo run (scale 100: 2.8 GB at the peak, as
-# before). Cyclic garbage then waits until 200,000 more containers are alive than at the last collection.
+# 20–140 ms each); with 200,000, none in either process of a demo run (scale 100 peaked at 2.8 GiB, against
+# 2.7 before). Cyclic garbage then waits until 200,000 more containers are alive than at the last collection.
 GC_THRESHOLDS = (200_000, 20, 20)
 
 
