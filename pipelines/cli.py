@@ -6,14 +6,13 @@ no-change reruns, and heavy libraries load only in the stage that needs them.
 from __future__ import annotations
 
 import argparse
-import gc
-import importlib
 import os
 import sys
 import time
 from pathlib import Path
 
 from pipelines import __version__
+from pipelines.collector import imported
 from pipelines.errors import TongxingError
 
 STAGES = ("ingest", "clean", "validate", "weight", "analyze", "report")
@@ -123,25 +122,6 @@ def _keep_freed_memory() -> None:
         mallopt(param, value)
 
 
-def _import_uncollected(name: str):
-    """Import a module with the garbage collector off. The pipeline's imports (pandas, pyarrow, numpy) leave
-    ~60,000 tracked objects that live as long as the process, and Python's default thresholds collect about
-    160 times while they are made, walking them again and again (~0.07 s of a run's start, when only one
-    process works).
-    Afterwards they join the oldest generation (`freeze` then `unfreeze`), so the count that would set off a
-    collection at once starts again from zero."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return importlib.import_module(name)
-    finally:
-        if enabled:
-            if not gc.get_freeze_count():  # (objects someone froze stay frozen)
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
-
-
 def _dispatch(args) -> int:
     if args.command == "demo":
         from pipelines.demo.build import make_demo
@@ -161,7 +141,7 @@ def _dispatch(args) -> int:
         path = write_template(args.root, args.instrument, args.dir)
         print(path)
         return 0
-    runner = _import_uncollected("pipelines.run")
+    runner = imported("pipelines.run")   # (with the collector off: see pipelines.collector)
 
     langs = tuple(x.strip() for x in getattr(args, "lang", "zh,en").split(",") if x.strip())
     bad = [x for x in langs if x not in ("zh", "en")]

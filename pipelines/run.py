@@ -5,8 +5,6 @@ Nothing is written until every stage has succeeded: a critical validation failur
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ import pandas as pd
 
 from pipelines.cache import Cache, code_version, combine, file_digest, folder_key
 from pipelines.codebook import Codebook, load_codebooks
+from pipelines.collector import fewer_collections
 from pipelines.config import Config, Wave, load_config
 from pipelines.decisions import load_decisions
 from pipelines.errors import InputError, TongxingError
@@ -333,35 +332,6 @@ def _file_entry(root: Path, info: dict) -> dict:
     if "sha256" not in entry and path.is_file():
         entry["sha256"] = sha256(path)
     return entry
-
-
-# A run allocates millions of short-lived containers (pandas' objects, per-table dicts) while the modules' and
-# codebooks' objects live throughout: with Python's default thresholds (700, 10, 10) its collections took
-# ~1.3 s of CPU across both processes of a demo run; with the long-lived objects frozen and a threshold of
-# 10,000, ~0.6 s (a collection also visits every item of the large lists a run builds, e.g. a CSV's cells:
-# 20–140 ms each); with 200,000, none in either process of a demo run (scale 100 peaked at 2.8 GiB, against
-# 2.7 before). Cyclic garbage then waits until 200,000 more containers are alive than at the last collection.
-GC_THRESHOLDS = (200_000, 20, 20)
-
-
-@contextlib.contextmanager
-def fewer_collections():
-    """Collect less often during a run (and freeze what exists before it, as the forked helper shares it
-    then: collections in neither process walk it again); the caller's settings come back afterwards."""
-    before, frozen = gc.get_threshold(), gc.get_freeze_count()
-    if not frozen:  # (objects the caller froze stay frozen, and nothing is unfrozen for it)
-        gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        if not frozen:
-            # the run's own objects join the older ones: restoring the caller's thresholds would otherwise set
-            # off a collection of everything the run allocated since its last one (~0.13 s, after the run's
-            # work is done), which finds little to free: what a run makes, it mostly returns
-            gc.freeze()
-            gc.unfreeze()
-        gc.set_threshold(*before)
 
 
 def run(root: str | Path = ".", quarter: str | None = None, langs: tuple[str, ...] = ("zh", "en"),

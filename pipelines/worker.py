@@ -71,7 +71,7 @@ def _start(root: str, key: bytes, decisions: pd.DataFrame, parent: int) -> None:
     atexit.register(os._exit, 0)
     from pipelines.codebook import load_codebooks
     from pipelines.config import load_config
-    from pipelines.run import GC_THRESHOLDS
+    from pipelines.collector import GC_THRESHOLDS
 
     gc.set_threshold(*GC_THRESHOLDS)  # (a forked helper inherits the run's)
 

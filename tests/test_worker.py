@@ -82,7 +82,7 @@ def test_tables_computed_by_the_helper_are_cached_there_and_arrive_whole(demo_ro
 def test_a_run_collects_less_often_and_gives_the_caller_s_settings_back():
     import gc
 
-    from pipelines.run import GC_THRESHOLDS, fewer_collections
+    from pipelines.collector import GC_THRESHOLDS, fewer_collections
 
     before, frozen = gc.get_threshold(), gc.get_freeze_count()
     with fewer_collections():
@@ -100,7 +100,7 @@ def test_what_a_run_made_sets_off_no_collection_once_the_caller_s_settings_are_b
 
     code = (
         "import gc\n"
-        "from pipelines.run import fewer_collections\n"
+        "from pipelines.collector import fewer_collections\n"
         "started, before = [], gc.get_threshold()\n"
         "gc.callbacks.append(lambda phase, info: started.append(1) if phase == 'start' else None)\n"
         "with fewer_collections():\n"
@@ -339,9 +339,9 @@ def test_the_command_imports_the_pipeline_without_collections_and_leaves_the_col
         "import gc\n"
         "started = []\n"
         "gc.callbacks.append(lambda phase, info: started.append(1) if phase == 'start' else None)\n"
-        "from pipelines.cli import _import_uncollected\n"
+        "from pipelines.collector import imported\n"
         "before = len(started)\n"
-        "runner = _import_uncollected('pipelines.run')\n"
+        "runner = imported('pipelines.run')\n"
         "during = len(started) - before\n"
         "more = [[] for _ in range(100)]\n"
         "print(runner.__name__, during, len(started) - before, gc.isenabled(), gc.get_freeze_count())\n")

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gc
 import io
 import math
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import CellBooleanTuple, CellNumberTuple, CellStringTuple, Worksheet
 
+from pipelines.collector import paused
 from pipelines.report.context import ESTIMATE_NUMBERS, OUTCOME_NUMBERS, TABLE_COLUMNS, TABLES, map_distinct
 from pipelines.report.text import Strings, load_strings
 
@@ -166,24 +165,13 @@ APPENDIX_ROW_LIMIT = 20000
 def workbook_bytes(tables: dict[str, pd.DataFrame], quarter: str, created: dt.date | None, min_cell: int,
                    extra: dict[str, pd.DataFrame] | None = None) -> bytes:
     """tables/appendix.xlsx: a definitions sheet, then one sheet per table of CONTRACT §4 and per `extra`
-    table (the longitudinal ones: attrition, reliable change, trend models)."""
-    with collector_paused():
+    table (the longitudinal ones: attrition, reliable change, trend models).
+
+    The collector is paused meanwhile: xlsxwriter keeps a small tuple per cell until the workbook is closed
+    (a quarter's appendix: ~160,000); their allocation kept setting off the collector's passes over every
+    object of the run, ~0.4 s per workbook, which found nothing to free (cells hold no reference cycles)."""
+    with paused():
         return _workbook_bytes(tables, quarter, created, min_cell, extra)
-
-
-@contextmanager
-def collector_paused():
-    """Python's cyclic garbage collector off for a while. xlsxwriter keeps a small tuple per cell until the
-    workbook is closed (a quarter's appendix: ~160,000); their allocation kept setting off the collector's
-    passes over every object of the run, ~0.4 s per workbook, which found nothing to free (cells hold no
-    reference cycles). Collection resumes as before afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class _Sheet(Worksheet):
