@@ -330,7 +330,7 @@ def test_large_results_cross_a_larger_pipe_and_the_switch_interval_comes_back(de
 
 def test_the_command_imports_the_pipeline_without_collections_and_leaves_the_collector_on():
     """`tongxing run` imports pandas and the pipeline with the collector off (Python's default thresholds
-    would collect ~140 times meanwhile); it is on again afterwards, nothing is left frozen, and the imported
+    would collect ~160 times meanwhile); it is on again afterwards, nothing is left frozen, and the imported
     objects set off no collection at once."""
     import subprocess
     import sys
