@@ -1,7 +1,8 @@
 """Timing and scale benchmarks with their budgets (issue: quarterly reruns up to city scale).
 
 Each case runs `tongxing` in a subprocess on a fresh root and records wall time and peak memory (the
-child's max RSS); the cold demo run is the median of three. Budgets are for a 2-core machine. Usage:
+child's max RSS); the cold demo run is the median of three. Budgets are for a 2-core machine; the
+host speed check (a fixed workload on both cores) says how fast the machine was that day. Usage:
 
     .venv/bin/python benchmarks/run_benchmarks.py            # demo-sized cases (a few minutes)
     .venv/bin/python benchmarks/run_benchmarks.py --scale 10 --scale 100
@@ -59,6 +60,42 @@ def _read_raw_seconds(root: Path) -> float:
     return float(out.stdout.strip())
 
 
+HOST_CHECK = """
+import json, random, time
+import numpy as np, pandas as pd
+t = time.perf_counter()
+rng = random.Random(1)
+values = {f"k{i}": rng.random() for i in range(200_000)}
+text = json.dumps(sorted(values.items()))
+n = 300_000
+frame = pd.DataFrame({"g": np.arange(n) % 97, "x": np.arange(n) * 0.5, "s": [f"v{i % 1000}" for i in range(n)]})
+frame.groupby("g")["x"].mean(); frame["s"].value_counts(); frame.head(50_000).to_csv()
+print(time.perf_counter() - t)
+"""
+
+
+def _host_check_seconds(rounds: int = 3) -> float:
+    """A fixed Python-and-pandas workload, independent of the pipeline's code, run as two processes at once
+    (a run keeps both cores busy): the median over rounds of the slower one.
+
+    The same host ran the same cold run in 10.7 s one day and 7.5 s the next; this figure, measured
+    beside the cases, tells which kind of day a round of results comes from."""
+    times = []
+    for _ in range(rounds):
+        procs = [subprocess.Popen([PYTHON, "-c", HOST_CHECK], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        times.append(max(float(proc.communicate()[0].strip()) for proc in procs))
+    return sorted(times)[rounds // 2]
+
+
+def _cpu() -> str:
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="utf-8")
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} × {model}"
+
+
 def _stages(stderr: str) -> str:
     """`--verbose` prints each stage's time (`  analyze   7.74 s`): kept as `stage=seconds` for the table."""
     out = []
@@ -83,6 +120,7 @@ def bench(scales: list[int]) -> list[dict]:
     results = []
     work = Path(tempfile.mkdtemp(prefix="tongxing-bench-"))
     try:
+        check = _host_check_seconds()
         root = work / "demo"
         wall, mem, _ = _tongxing("demo", str(root), env=env)
         results.append({"case": "demo generation", "seconds": wall, "peak_mib": mem})
@@ -105,6 +143,8 @@ def bench(scales: list[int]) -> list[dict]:
         read = _read_raw_seconds(root)
         results.append({"case": "reading raw files only", "seconds": read, "peak_mib": None,
                         "note": f"cold run / read = {wall / read:.1f}×"})
+        results.append({"case": "host speed check", "seconds": check, "peak_mib": None,
+                        "note": f"fixed workload, two processes at once; cold run / check = {wall / check:.1f}×"})
         wall, mem, _ = _tongxing("run", "--root", str(root), env=env)
         results.append({"case": "no-change rerun", "seconds": wall, "peak_mib": mem})
         # an evaluator adds a re-download of one table: only that table, the analysis and publishing rerun
@@ -124,8 +164,10 @@ def bench(scales: list[int]) -> list[dict]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     python = f"{platform.python_version()} {os.path.realpath(sys.executable)}"  # (builds differ in speed)
+    cpu = _cpu()
     for r in results:
         r["python"] = python
+        r["cpu"] = cpu
         budget = BUDGETS.get(r["case"])
         r["budget_seconds"], r["budget_mib"] = budget if budget else (None, None)
         r["within_budget"] = (budget is None or ((budget[0] is None or r["seconds"] <= budget[0])
@@ -138,7 +180,7 @@ def main() -> int:
     parser.add_argument("--scale", type=int, action="append", default=[])
     args = parser.parse_args()
     results = bench(args.scale)
-    print(f"python {results[0]['python']}")
+    print(f"python {results[0]['python']}; cpu {results[0]['cpu']}")
     print(f"{'case':<28}{'responses':>10}{'seconds':>10}{'budget':>10}{'peak MiB':>10}{'budget':>10}  ok")
     for r in results:
         print(f"{r['case']:<28}{r.get('responses') or '':>10}{r['seconds']:>10.2f}"

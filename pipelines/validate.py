@@ -263,11 +263,70 @@ def _gx():
         import great_expectations as gx
         _define_custom_expectations()
         _define_docs_views()
+        _remember_ids()
     # GX's import leaves ~250,000 objects that live as long as the process; every full garbage collection
     # would walk them all again (~0.3 s each, one or two per run). Freezing them leaves only newer objects
     # to the collector (nothing frozen is freed, and modules never are).
     gc.freeze()
     return gx
+
+
+class _NotPlain(Exception):
+    pass
+
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def _plain_key(value):
+    """A hashable copy of a JSON-like value that keeps every type (1, 1.0 and True differ), or `_NotPlain`."""
+    kind = type(value)
+    if kind is float:  # (0.0 and -0.0 are equal, and write differently)
+        return kind, value.hex()
+    if kind in _PLAIN:
+        return kind, value
+    if kind is list or kind is tuple:
+        return kind, tuple(_plain_key(item) for item in value)
+    if kind is dict:
+        items = tuple((name, _plain_key(item)) for name, item in value.items())
+        if not all(type(name) is str for name, _ in items):
+            raise _NotPlain
+        return kind, tuple(sorted(items, key=lambda pair: pair[0]))
+    raise _NotPlain
+
+
+def _remember_ids() -> None:
+    """GX's metric ids, computed once per distinct content.
+
+    Validation builds ~3,400 `MetricConfiguration`s, each naming its domain and value arguments by
+    `IDDict.to_id`: a JSON conversion of the arguments, `json.dumps` and an MD5, about a quarter of the
+    validation's time. Most are the same few hundred argument sets (a column's domain, again and again).
+    Arguments of plain JSON types are looked up by a typed, hashable copy of themselves; the id stored is the
+    one GX computed the first time, so every id is GX's own. Anything else takes GX's path unchanged."""
+    from great_expectations.core.id_dict import IDDict
+
+    if getattr(IDDict.to_id, "_remembered", False):
+        return
+    compute = IDDict.to_id
+    known: dict = {}
+
+    def to_id(self, id_keys=None, id_ignore_keys=None):
+        if id_keys is not None or id_ignore_keys is not None or len(self) < 2 or self._id_ignore_keys:
+            return compute(self, id_keys, id_ignore_keys)
+        try:
+            key = (type(self), _plain_key(dict(self)))
+        except _NotPlain:
+            return compute(self)
+        found = known.get(key)
+        if found is None:
+            if len(known) > 100_000:  # (a bound for a long-lived notebook)
+                known.clear()
+            found = known[key] = compute(self)
+        return found
+
+    to_id._remembered = True
+    to_id.computed_by_gx, to_id.known = compute, known  # (for the tests)
+    IDDict.to_id = to_id
 
 
 _CUSTOM: dict[str, type] = {}

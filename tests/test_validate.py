@@ -476,6 +476,30 @@ def test_gx_builds_each_configuration_once_per_object_while_validating(child, co
     assert expectation.configuration is not expectation.configuration
 
 
+def test_metric_ids_are_gx_s_own_computed_once_per_content(session):
+    """`_remember_ids`: every id is the one GX's `IDDict.to_id` computes for the same arguments; equal
+    arguments of plain types are computed once; values that print differently in JSON (1, 1.0 and True;
+    0.0 and -0.0; a list and a dict) get their own ids; other types and single keys take GX's path."""
+    from great_expectations.core.id_dict import IDDict
+
+    to_id = IDDict.to_id
+    gx_id = to_id.computed_by_gx
+    base = {"batch_id": "a batch no other test names", "column": "gender"}
+    cases = [base, {**base, "x": 1}, {**base, "x": 1.0}, {**base, "x": True}, {**base, "x": 0.0},
+             {**base, "x": -0.0}, {**base, "x": float("nan")}, {**base, "x": None}, {**base, "x": "1"},
+             {**base, "value_set": [1, 2, 3]}, {**base, "value_set": (1, 2, 3)}, {**base, "value_set": [3, 2, 1]},
+             {**base, "row_condition": {"a": [None, "b"], "c": 2.5}}, {**base, "row_condition": [["a", None]]},
+             {**base, "x": np.int64(1)}, {**base, "x": pd.Timestamp("2025-01-01")}, {**base, 7: "a"},
+             {"column": "gender"}, {}]
+    before = len(to_id.known)
+    ids = [IDDict(case).to_id() for case in cases]
+    assert ids == [gx_id(IDDict(case)) for case in cases]
+    assert [IDDict(case).to_id() for case in cases] == ids  # (again: now from memory)
+    assert len(to_id.known) - before == 14  # (the plain ones with two or more keys, each once)
+    assert len(set(ids[1:6])) == 5 and ids[1] != ids[8] and ids[9] == ids[10] != ids[11]
+    assert IDDict(base).to_id(id_keys=["column"]) == gx_id(IDDict(base), ["column"]) == "column=gender"
+
+
 def test_data_docs_views_compile_each_template_once(books, config, tmp_path, monkeypatch):
     """GX's Data Docs views (suites, results, index) each have a Jinja environment; they share compiled
     templates, so a build compiles each template at most once and a later build in the process none."""
