@@ -376,11 +376,13 @@ def _define_docs_views() -> None:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.env.bytecode_cache = compiled
+            self.env.auto_reload = False  # (GX's package templates: no stat of each on its ~1,900 lookups)
 
     class IndexPageView(DefaultJinjaIndexPageView):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.env.bytecode_cache = compiled
+            self.env.auto_reload = False
 
     globals().update(_DocsPageView=PageView, _DocsIndexPageView=IndexPageView)
 
@@ -396,23 +398,40 @@ def _configurations_memoised():
     not change; the objects are GX's own short-lived copies, so the memo lives for one batch only and holds them
     (an id cannot be reused meanwhile). Without such a property (another GX version) this does nothing."""
     from great_expectations.expectations.expectation import Expectation
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
     original = Expectation.__dict__.get("configuration")
-    if not isinstance(original, property):
+    to_domain_obj = ExpectationConfiguration.__dict__.get("to_domain_obj")
+    if not isinstance(original, property) or to_domain_obj is None:
         yield
         return
     memo: dict[int, tuple[Any, Any]] = {}
+    made: dict[int, list] = {}  # id(configuration made here) -> [it, its expectation or None]
 
     def configuration(self):
         hit = memo.get(id(self))
         if hit is None or hit[0] is not self:
             hit = memo[id(self)] = (self, original.fget(self))
+            made[id(hit[1])] = [hit[1], None]
         return hit[1]
 
+    def domain_object(self):
+        # GX's metric lookups turn a memoised configuration back into an expectation ~10 times each, only to
+        # read its runtime arguments: one expectation per configuration made here (and so one configuration
+        # of it). Configurations GX made itself (the suite's copies) get a new expectation each time.
+        entry = made.get(id(self))
+        if entry is None or entry[0] is not self:
+            return to_domain_obj(self)
+        if entry[1] is None:
+            entry[1] = to_domain_obj(self)
+        return entry[1]
+
     Expectation.configuration = property(configuration, doc=original.__doc__)
+    ExpectationConfiguration.to_domain_obj = domain_object
     try:
         yield
     finally:
         Expectation.configuration = original
+        ExpectationConfiguration.to_domain_obj = to_domain_obj
 
 
 def _unsaved(context):

@@ -462,8 +462,8 @@ def test_column_checks_of_a_rule_run_as_one_gx_expectation_over_cells(good, chil
 
 def test_gx_builds_each_configuration_once_per_object_while_validating(child, config, session):
     """`_configurations_memoised`: GX 1.x builds an expectation's configuration anew on every access (~110 per
-    expectation validated); inside the block each object builds it once, the same as GX's; after it, GX's own
-    property is back."""
+    expectation validated); inside the block each object builds it once, the same as GX's, and such a
+    configuration turns back into one expectation; after it, GX's own methods are back."""
     spec = next(s for s in v.build_suite(child, config) if s.name == "code_in_choices")
     expectation = session._expectation(spec)
     fresh = expectation.configuration
@@ -473,7 +473,12 @@ def test_gx_builds_each_configuration_once_per_object_while_validating(child, co
         assert expectation.configuration is memo and memo.to_json_dict() == fresh.to_json_dict()
         assert memo.kwargs["value_set"] == list(spec.kwargs["value_set"])
         assert session._expectation(spec).configuration is not memo  # another object: its own
+        back = memo.to_domain_obj()  # (a memoised configuration: one expectation, and so one configuration)
+        assert memo.to_domain_obj() is back and back.configuration is back.configuration
+        assert back.configuration.to_json_dict() == fresh.to_json_dict() and back is not expectation
+        assert fresh.to_domain_obj() is not fresh.to_domain_obj()  # (one GX made: GX's own path)
     assert expectation.configuration is not expectation.configuration
+    assert memo.to_domain_obj() is not memo.to_domain_obj()
 
 
 def test_metric_ids_are_gx_s_own_computed_once_per_content(session):
@@ -521,6 +526,7 @@ def test_data_docs_views_compile_each_template_once(books, config, tmp_path, mon
     assert len(compiled) == before
     assert len(list((tmp_path / "second").glob("validations/**/*.html"))) == 1
     assert (tmp_path / "second" / "expectations" / "activity.html").exists()
+    assert not v._DocsPageView().env.auto_reload and not v._DocsIndexPageView().env.auto_reload
 
 
 def test_the_session_s_ephemeral_context_keeps_no_yaml_copy_of_its_config(session, books, config):
