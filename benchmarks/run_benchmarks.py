@@ -74,17 +74,14 @@ print(time.perf_counter() - t)
 """
 
 
-def _host_check_seconds(rounds: int = 3) -> float:
+def _host_check_seconds() -> float:
     """A fixed Python-and-pandas workload, independent of the pipeline's code, run as two processes at once
-    (a run keeps both cores busy): the median over rounds of the slower one.
+    (a run keeps both cores busy): the slower one's seconds.
 
-    The same host ran the same cold run in 10.7 s one day and 7.5 s the next; this figure, measured
-    beside the cases, tells which kind of day a round of results comes from."""
-    times = []
-    for _ in range(rounds):
-        procs = [subprocess.Popen([PYTHON, "-c", HOST_CHECK], stdout=subprocess.PIPE, text=True) for _ in range(2)]
-        times.append(max(float(proc.communicate()[0].strip()) for proc in procs))
-    return sorted(times)[rounds // 2]
+    The same host ran the same cold run in 10.7 s one day and 7.5 s the next, and drifts within minutes:
+    this figure, measured just before each cold run, tells which kind of minute a round's runs had."""
+    procs = [subprocess.Popen([PYTHON, "-c", HOST_CHECK], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    return max(float(proc.communicate()[0].strip()) for proc in procs)
 
 
 def _cpu() -> str:
@@ -120,14 +117,14 @@ def bench(scales: list[int]) -> list[dict]:
     results = []
     work = Path(tempfile.mkdtemp(prefix="tongxing-bench-"))
     try:
-        check = _host_check_seconds()
         root = work / "demo"
         wall, mem, _ = _tongxing("demo", str(root), env=env)
         results.append({"case": "demo generation", "seconds": wall, "peak_mib": mem})
         # the cold run COLD_RUNS times, each on a fresh copy of the demo's inputs: the median is reported, as one
         # run can land anywhere in the machine's drift (10–25 % here from one minute to the next)
-        runs = []
+        runs, checks = [], []
         for i in range(COLD_RUNS):
+            checks.append(_host_check_seconds())
             cold = work / f"cold{i}"
             for part in ("config", "data_raw"):
                 shutil.copytree(root / part, cold / part)
@@ -143,8 +140,10 @@ def bench(scales: list[int]) -> list[dict]:
         read = _read_raw_seconds(root)
         results.append({"case": "reading raw files only", "seconds": read, "peak_mib": None,
                         "note": f"cold run / read = {wall / read:.1f}×"})
+        check = sorted(checks)[COLD_RUNS // 2]
         results.append({"case": "host speed check", "seconds": check, "peak_mib": None,
-                        "note": f"fixed workload, two processes at once; cold run / check = {wall / check:.1f}×"})
+                        "note": f"median of {', '.join(f'{c:.2f}' for c in checks)} s, each just before a cold run "
+                                f"(a fixed workload on both cores); cold run / check = {wall / check:.1f}×"})
         wall, mem, _ = _tongxing("run", "--root", str(root), env=env)
         results.append({"case": "no-change rerun", "seconds": wall, "peak_mib": mem})
         # an evaluator adds a re-download of one table: only that table, the analysis and publishing rerun
