@@ -305,7 +305,7 @@ def _remember_ids() -> None:
     one GX computed the first time, so every id is GX's own. Anything else takes GX's path unchanged."""
     from great_expectations.core.id_dict import IDDict
 
-    if getattr(IDDict.to_id, "_remembered", False):
+    if hasattr(IDDict.to_id, "computed_by_gx"):  # (done before)
         return
     compute = IDDict.to_id
     known: dict = {}
@@ -324,8 +324,7 @@ def _remember_ids() -> None:
             found = known[key] = compute(self)
         return found
 
-    to_id._remembered = True
-    to_id.computed_by_gx, to_id.known = compute, known  # (for the tests)
+    to_id.computed_by_gx, to_id.known = compute, known  # (GX's own, and the memory: for the tests)
     IDDict.to_id = to_id
 
 
@@ -372,17 +371,17 @@ def _define_docs_views() -> None:
 
     compiled = CompiledTemplates()
 
-    class PageView(DefaultJinjaPageView):
+    class SharedTemplates:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.env.bytecode_cache = compiled
             self.env.auto_reload = False  # (GX's package templates: no stat of each on its ~1,900 lookups)
 
-    class IndexPageView(DefaultJinjaIndexPageView):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.env.bytecode_cache = compiled
-            self.env.auto_reload = False
+    class PageView(SharedTemplates, DefaultJinjaPageView):
+        pass
+
+    class IndexPageView(SharedTemplates, DefaultJinjaIndexPageView):
+        pass
 
     globals().update(_DocsPageView=PageView, _DocsIndexPageView=IndexPageView)
 
@@ -396,7 +395,8 @@ def _configurations_memoised():
     ~110 times (once per domain, success and runtime key, per metric it depends on): two thirds of GX's
     validation time here. The configuration depends only on the expectation's fields, which validation does
     not change; the objects are GX's own short-lived copies, so the memo lives for one batch only and holds them
-    (an id cannot be reused meanwhile). Without such a property (another GX version) this does nothing."""
+    (an id cannot be reused meanwhile). Such a configuration also turns back into one expectation (below).
+    Without that property or `to_domain_obj` (another GX version) this does nothing."""
     from great_expectations.expectations.expectation import Expectation
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
     original = Expectation.__dict__.get("configuration")
